@@ -1,0 +1,176 @@
+"""The transform protocol shared by the primitives: sample per-image parameters, then apply a kernel."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import PIL.Image
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from . import _inputs
+from ._validation import check_bool, check_float, check_generator
+
+__all__ = ["RandomPrimitive"]
+
+_warned_worker_generator = False
+
+#: tv_tensors made of coordinates, which a geometric primitive cannot move consistently
+_COORDINATES = tuple(getattr(tv_tensors, n) for n in ("BoundingBoxes", "KeyPoints") if hasattr(tv_tensors, n))
+
+
+def _warn_if_generator_in_worker(generator: torch.Generator | None) -> None:
+    global _warned_worker_generator
+    if generator is None or _warned_worker_generator:
+        return
+    if torch.utils.data.get_worker_info() is not None:
+        _warned_worker_generator = True
+        warnings.warn(
+            "a transform with its own torch.Generator runs in a DataLoader worker: every worker holds a "
+            "copy of the same generator and draws the same augmentations. Leave generator=None in "
+            "Dataset transforms (the global RNG is seeded per worker by the DataLoader).",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def batch_spec(flat_inputs: list[Any]) -> tuple[int, int, int, int, torch.device]:
+    """(B, C, H, W, device) of the image inputs among ``flat_inputs``; all images must agree on B, H, W."""
+    images = [x for x in flat_inputs if _inputs.is_image(x)]
+    if not images:
+        raise TypeError(
+            "found no image among the inputs: expected a PIL image, a tv_tensors.Image or a tensor of "
+            f"shape (C, H, W) / (B, C, H, W); got {[_inputs.describe(x) for x in flat_inputs]}"
+        )
+    b, c, h, w = _inputs.image_shape(images[0])
+    for other in images[1:]:
+        b2, _, h2, w2 = _inputs.image_shape(other)
+        if (b2, h2, w2) != (b, h, w):
+            raise ValueError(
+                "all images of one call must have the same batch size and size, got "
+                f"{_inputs.describe(images[0])} and {_inputs.describe(other)}"
+            )
+    return b, c, h, w, _inputs.image_device(images[0])
+
+
+def expand_params(params: dict[str, torch.Tensor], batch_size: int) -> dict[str, torch.Tensor]:
+    """Repeat the parameters of one image for ``batch_size`` images (``same_on_batch``)."""
+    return {k: v.expand(batch_size, *v.shape[1:]) for k, v in params.items()}
+
+
+class RandomPrimitive(v2.Transform):
+    """Base class of the per-image random primitives (and of user-defined ones).
+
+    A subclass implements two pure steps:
+
+    * :meth:`sample` — draw the parameters of ``batch_size`` images as a dict of tensors with one row
+      per image (the subclass's hyper-parameters, ``self.strength`` included, define the laws);
+    * :meth:`apply` — apply the op to a float batch ``(B, C, H, W)`` in ``[0, 1]`` given those
+      parameters, without modifying it.
+
+    The base class turns them into a torchvision v2 transform: :meth:`make_params` samples for the
+    images of a call (honouring ``same_on_batch`` and ``generator``), :meth:`transform` converts each
+    input (PIL, uint8/float tensors of any leading shape, ``tv_tensors.Image``), applies, and converts
+    back. Labels and other non-image items pass through. ``strength == 0`` is exactly the identity.
+
+    ``params = t.make_params([x])`` followed by ``t.transform(x, params)`` replays a call.
+    """
+
+    #: geometric primitives also warp ``tv_tensors.Mask`` inputs (with nearest sampling)
+    _geometric: bool = False
+
+    def __init__(
+        self,
+        *,
+        strength: float = 1.0,
+        same_on_batch: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.strength = check_float(strength, "strength", low=0.0)
+        self.same_on_batch = check_bool(same_on_batch, "same_on_batch")
+        self.generator = check_generator(generator)
+
+    # ----------------------------------------------------------------- subclass API
+    def sample(
+        self,
+        batch_size: int,
+        channels: int,
+        height: int,
+        width: int,
+        *,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Draw the parameters of ``batch_size`` images (one row per image)."""
+        raise NotImplementedError
+
+    def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Apply the op to a float batch ``(B, C, H, W)`` with the given parameters."""
+        raise NotImplementedError
+
+    def _apply_uint8(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Optional exact path for a uint8 batch; ``None`` means: convert to float and use :meth:`apply`."""
+        return None
+
+    # ----------------------------------------------------------------- sampling glue
+    def sample_params(
+        self,
+        batch_size: int,
+        channels: int,
+        height: int,
+        width: int,
+        *,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`sample` with ``same_on_batch`` and the module's generator applied."""
+        gen = generator if generator is not None else self.generator
+        _warn_if_generator_in_worker(gen)
+        if self.same_on_batch and batch_size > 1:
+            one = self.sample(1, channels, height, width, device=device, generator=gen)
+            return expand_params(one, batch_size)
+        return self.sample(batch_size, channels, height, width, device=device, generator=gen)
+
+    def check_inputs(self, flat_inputs: list[Any]) -> None:
+        if not any(_inputs.is_image(x) for x in flat_inputs):
+            raise TypeError(
+                f"{type(self).__name__} found no image among its inputs: expected a PIL image, a "
+                "tv_tensors.Image or a tensor of shape (C, H, W) / (B, C, H, W); got "
+                + ", ".join(_inputs.describe(x) for x in flat_inputs)
+            )
+        for x in flat_inputs:
+            if isinstance(x, _inputs._REFUSED):
+                raise TypeError(f"{type(self).__name__} does not support {_inputs.describe(x)}")
+            if self._geometric and isinstance(x, _COORDINATES):
+                raise TypeError(
+                    f"{type(self).__name__} moves pixels and cannot move {type(x).__name__} consistently; "
+                    "remove them from the sample or convert them to a tv_tensors.Mask"
+                )
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        if self.strength == 0.0:
+            return {}
+        b, c, h, w, device = batch_spec(flat_inputs)
+        return self.sample_params(b, c, h, w, device=device)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.Mask):
+            return self._transform_mask(inpt, params) if (self._geometric and params) else inpt
+        if not _inputs.is_image(inpt):
+            return inpt
+        if not params:  # strength 0: exactly the identity, as a new object
+            return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
+        batch = _inputs.to_batch(inpt, keep_uint8=True)
+        if batch.uint8:
+            out = self._apply_uint8(batch.data, params)
+            if out is None:
+                out = self.apply(batch.data.to(torch.float32) / 255.0, params)
+        else:
+            out = self.apply(batch.data, params)
+        return batch.restore(out)
+
+    def _transform_mask(self, mask: tv_tensors.Mask, params: dict[str, Any]) -> tv_tensors.Mask:
+        raise NotImplementedError  # pragma: no cover - geometric subclasses implement it

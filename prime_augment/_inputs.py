@@ -1,0 +1,120 @@
+"""Turning the inputs users pass (PIL images, uint8/float tensors, tv_tensors) into float batches and back."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import PIL.Image
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
+
+PIL_MODES = ("L", "RGB")
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+#: tv_tensors that can never be transformed correctly by a per-pixel image op: refused, not ignored.
+_REFUSED: tuple[type, ...] = (tv_tensors.Video,)
+
+
+def is_image(inpt: Any) -> bool:
+    """An input that the primitives treat as image(s): a PIL image or a tensor that is not a Mask/box."""
+    if isinstance(inpt, PIL.Image.Image):
+        return True
+    return isinstance(inpt, torch.Tensor) and (
+        type(inpt) is torch.Tensor or isinstance(inpt, tv_tensors.Image)
+    )
+
+
+def describe(inpt: Any) -> str:
+    if isinstance(inpt, torch.Tensor):
+        return f"{type(inpt).__name__} of shape {tuple(inpt.shape)} and dtype {inpt.dtype}"
+    if isinstance(inpt, PIL.Image.Image):
+        return f"PIL image of mode {inpt.mode!r} and size {inpt.size}"
+    return type(inpt).__name__
+
+
+@dataclass
+class Batch:
+    """A float image batch ``(B, C, H, W)`` and how to turn a result back into the input's type."""
+
+    data: torch.Tensor  # (B, C, H, W) in the compute dtype (float32 or float64), or the raw uint8
+    restore: Callable[[torch.Tensor], Any]
+    uint8: bool
+
+
+def image_shape(inpt: Any) -> tuple[int, int, int, int]:
+    """(B, C, H, W) of an image input, B being the product of the leading dimensions."""
+    if isinstance(inpt, PIL.Image.Image):
+        check_pil(inpt)
+        return 1, len(inpt.getbands()), inpt.height, inpt.width
+    check_tensor(inpt)
+    return math.prod(inpt.shape[:-3]), *inpt.shape[-3:]
+
+
+def image_device(inpt: Any) -> torch.device:
+    return inpt.device if isinstance(inpt, torch.Tensor) else torch.device("cpu")
+
+
+def check_pil(img: PIL.Image.Image) -> None:
+    if img.mode not in PIL_MODES:
+        raise ValueError(
+            f"PIL images must have mode 'RGB' or 'L', got mode {img.mode!r}; "
+            "convert it first (img.convert('RGB'))"
+        )
+
+
+def check_tensor(t: torch.Tensor, name: str = "image") -> None:
+    if t.ndim < 3:
+        raise ValueError(f"{name} must have shape (C, H, W) or (B, C, H, W), got {describe(t)}")
+    if not (t.dtype == torch.uint8 or t.dtype in FLOAT_DTYPES):
+        raise TypeError(
+            f"{name} must be a float tensor in [0, 1] or a uint8 tensor in [0, 255], got {describe(t)}"
+        )
+
+
+def to_batch(inpt: Any, *, keep_uint8: bool = False) -> Batch:
+    """Convert an image input to a ``(B, C, H, W)`` batch.
+
+    uint8 becomes float32 in ``[0, 1]`` (or stays uint8 with ``keep_uint8``); float16/bfloat16 are
+    computed in float32; float32/float64 as they are. ``restore`` gives back the input's type, dtype,
+    leading shape and (for PIL) mode. The input itself is never modified.
+    """
+    if isinstance(inpt, PIL.Image.Image):
+        check_pil(inpt)
+        mode = inpt.mode
+        return _tensor_batch(
+            TF.pil_to_tensor(inpt), keep_uint8, lambda out: TF.to_pil_image(_to_uint8(out)[0], mode=mode)
+        )
+    if isinstance(inpt, tv_tensors.Image):
+        plain = inpt.as_subclass(torch.Tensor)
+        inner = _tensor_batch(plain, keep_uint8, None)
+        return Batch(inner.data, lambda out: tv_tensors.wrap(inner.restore(out), like=inpt), inner.uint8)
+    if isinstance(inpt, torch.Tensor):
+        return _tensor_batch(inpt, keep_uint8, None)
+    raise TypeError(f"expected a PIL image or a tensor, got {describe(inpt)}")
+
+
+def _to_uint8(out: torch.Tensor) -> torch.Tensor:
+    if out.dtype == torch.uint8:
+        return out
+    return (out.to(torch.float32) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _tensor_batch(t: torch.Tensor, keep_uint8: bool, final: Callable[[torch.Tensor], Any] | None) -> Batch:
+    check_tensor(t)
+    shape, dtype = t.shape, t.dtype
+    xb = t.reshape(-1, *shape[-3:])
+    uint8 = dtype == torch.uint8
+    if uint8 and not keep_uint8:
+        xb = xb.to(torch.float32) / 255.0
+    elif dtype in (torch.float16, torch.bfloat16):
+        xb = xb.to(torch.float32)
+
+    def restore(out: torch.Tensor) -> Any:
+        res = (_to_uint8(out) if uint8 else out.to(dtype)).reshape(shape)
+        return res if final is None else final(res.reshape(-1, *shape[-3:]))
+
+    return Batch(xb, restore, uint8 and keep_uint8)

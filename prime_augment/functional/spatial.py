@@ -1,0 +1,273 @@
+"""Random smooth diffeomorphisms: ``tau(x)(r) = x(r + u(r))``.
+
+The displacement field of each image is a double sine series on the unit square
+``r = (r1, r2) in [0, 1]^2`` (``r1`` along the height, ``r2`` along the width, ``r = (h / (H - 1),
+v / (W - 1))`` for the pixel ``(h, v)``):
+
+.. math::
+
+    u_k(r) = \\sum_{i, j \\ge 1} b^{(k)}_{ij} \\sin(\\pi i r_1) \\sin(\\pi j r_2), \\qquad
+    b^{(k)}_{ij} \\sim \\mathcal N\\big(0, T / (i^2 + j^2)\\big) \\text{ for } i^2 + j^2 \\le c^2,
+
+for the two components ``k`` (height, width). The field vanishes on the border, so border pixels
+stay in place. Displacements are in units of the image extent: ``u_1 = 0.01`` moves a pixel by
+``0.01 (H - 1)`` pixels along the height. Non-square images use the same unit-square field stretched
+to the image.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .. import _sampling
+from ._utils import check_image_batch, check_param, flatten_batch
+
+__all__ = [
+    "deform",
+    "displacement_field",
+    "sample_spatial_params",
+    "sine_basis",
+    "temperature_range",
+]
+
+
+def temperature_range(n: int, cut: float | torch.Tensor) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """Bounds of the temperature ``T`` for an ``n``-pixel side and a cut ``c >= 2``.
+
+    ``T_min = 1 / (pi n^2 ln c)`` gives a typical displacement of half a pixel;
+    ``T_max = 4 / (pi^3 c^2 ln c)`` is the largest ``T`` free of overhangs. The range is empty
+    (``T_max < T_min``) when ``c > 2 n / pi``; callers decide what to do then (the samplers of this
+    package use ``T_min``, as the method's code does).
+
+    Example:
+        >>> tmin, tmax = temperature_range(32, 10)
+        >>> f"{tmin:.4e} {tmax:.4e}"
+        '1.3500e-04 5.6027e-04'
+        >>> temperature_range(32, 100)[1] < temperature_range(32, 100)[0]  # c > 2n/pi: empty range
+        True
+    """
+    if isinstance(cut, torch.Tensor):
+        c = cut.to(torch.float64)
+        log = torch.log(c)
+    else:
+        c = float(cut)
+        if c <= 1:
+            raise ValueError(f"cut must be > 1, got {cut}")
+        log = math.log(c)
+    t_min = 1.0 / (math.pi * n**2 * log)
+    t_max = 4.0 / (math.pi**3 * c**2 * log)
+    return t_min, t_max
+
+
+def _sine_basis_f64(n: int, k: int) -> torch.Tensor:
+    if n < 2 or k == 0:
+        return torch.zeros(n, k, dtype=torch.float64)
+    # sin(pi i p / N) with the argument reduced exactly modulo 2 pi in integers, so that
+    # multiples of pi give exact zeros and large frequencies lose no accuracy.
+    big_n = n - 1
+    phase = (
+        torch.arange(n, dtype=torch.int64)[:, None] * torch.arange(1, k + 1, dtype=torch.int64)[None, :]
+    ) % (2 * big_n)
+    s = torch.sin(math.pi * phase.to(torch.float64) / big_n)
+    s[phase % big_n == 0] = 0.0
+    return s
+
+
+_sine_basis_cached = functools.lru_cache(maxsize=64)(_sine_basis_f64)
+
+
+def sine_basis(
+    n: int, k: int, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+):
+    """``S[p, i] = sin(pi (i + 1) p / (n - 1))`` for ``p < n``, ``i < k`` (zeros when ``n < 2``)."""
+    build = _sine_basis_f64 if torch.compiler.is_compiling() else _sine_basis_cached
+    table = build(int(n), int(k))
+    out = table.to(device=device, dtype=dtype)
+    return out.clone() if out is table else out  # never hand out the cached tensor itself
+
+
+def displacement_field(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Evaluate the sine-series displacement field on the pixel grid.
+
+    ``u[b, k] = S_H coeffs[b, k] S_W^T`` with the :func:`sine_basis` matrices: one batched matrix
+    product per image and component, no loop over images.
+
+    Args:
+        coeffs: ``(B, 2, Ky, Kx)``, the coefficients ``b_ij`` of the height (0) and width (1)
+            components; frequency ``i + 1`` along the height, ``j + 1`` along the width.
+        height, width: the grid size.
+
+    Returns:
+        ``(B, 2, H, W)`` displacements in units of the image extent, in ``coeffs``' dtype.
+    """
+    if not isinstance(coeffs, torch.Tensor) or coeffs.ndim != 4 or coeffs.shape[1] != 2:
+        got = tuple(coeffs.shape) if isinstance(coeffs, torch.Tensor) else type(coeffs).__name__
+        raise ValueError(f"coeffs must have shape (B, 2, Ky, Kx), got {got}")
+    dtype = coeffs.dtype if coeffs.is_floating_point() else torch.float32
+    sy = sine_basis(height, coeffs.shape[2], device=coeffs.device, dtype=dtype)
+    sx = sine_basis(width, coeffs.shape[3], device=coeffs.device, dtype=dtype)
+    return sy @ coeffs.to(dtype) @ sx.T
+
+
+def deform(
+    x: torch.Tensor,
+    coeffs: torch.Tensor,
+    *,
+    mode: str = "bilinear",
+    padding_mode: str = "border",
+    clip: bool = True,
+) -> torch.Tensor:
+    """Warp each image by its own smooth displacement field: ``tau(x)(r) = x(r + u(r))``.
+
+    The field ``u`` of every image is :func:`displacement_field` of its coefficients; the image is
+    resampled at ``r + u(r)`` by ``grid_sample`` (``align_corners=True``, so ``r`` sits on pixel
+    centres and the border of the field is the border row/column of pixels, which therefore stays
+    fixed). Sample points that leave the image take the border value (``padding_mode="border"``).
+
+    Args:
+        x: images, floating point, shape ``(..., C, H, W)``.
+        coeffs: ``(B, 2, Ky, Kx)`` field coefficients, one set per image (``B`` = number of images).
+        mode: ``"bilinear"`` (images) or ``"nearest"`` (label masks).
+        padding_mode: ``grid_sample`` padding for points outside the image.
+        clip: clip the result to ``[0, 1]`` (a no-op for bilinear sampling of images in ``[0, 1]``).
+
+    Returns:
+        The warped images, same shape, dtype and device as ``x``; ``x`` is not modified.
+
+    Example:
+        >>> import torch
+        >>> x = torch.rand(2, 3, 16, 12, generator=torch.Generator().manual_seed(0))
+        >>> c = 0.02 * torch.randn(2, 2, 5, 5, generator=torch.Generator().manual_seed(1))
+        >>> y = deform(x, c)
+        >>> y.shape, torch.allclose(y[..., 0, :], x[..., 0, :], atol=1e-6)  # the border stays
+        (torch.Size([2, 3, 16, 12]), True)
+        >>> torch.allclose(deform(x, 0 * c), x, atol=1e-6)  # a zero field is the identity
+        True
+    """
+    x = check_image_batch(x)
+    xb, lead = flatten_batch(x)
+    b, c, h, w = xb.shape
+    coeffs = check_param(coeffs, "coeffs", (2, None, None), b)
+    if b == 0 or h < 3 or w < 3 or coeffs.shape[2] == 0 or coeffs.shape[3] == 0:
+        return x.clone()  # no interior: the field is identically zero
+    compute = torch.float64 if xb.dtype == torch.float64 else torch.float32
+    u = displacement_field(coeffs.to(device=xb.device, dtype=compute), h, w)  # (B, 2, H, W)
+    gy = torch.linspace(-1.0, 1.0, h, device=xb.device, dtype=compute)
+    gx = torch.linspace(-1.0, 1.0, w, device=xb.device, dtype=compute)
+    # normalised coordinates in [-1, 1] = 2 r - 1, so a displacement u (in r units) adds 2 u.
+    grid = torch.stack(
+        (gx[None, None, :] + 2.0 * u[:, 1], gy[None, :, None] + 2.0 * u[:, 0]), dim=-1
+    )  # (B, H, W, 2) as (x, y)
+    out = F.grid_sample(xb.to(compute), grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    if clip:
+        out = out.clamp(0.0, 1.0)
+    return out.to(xb.dtype).reshape(*lead, c, h, w)
+
+
+@functools.lru_cache(maxsize=64)
+def _alias_table(n: int, cut_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which sine frequencies ``1..cut_max`` coincide on an ``n``-point grid.
+
+    On the grid ``p / (n - 1)`` (``N = n - 1``) the mode ``sin(pi i p / N)`` equals, up to sign, the mode
+    of the folded frequency ``i mod 2N`` reflected into ``[0, N]``; frequencies that fold to ``0`` or ``N``
+    vanish on the grid. Returns ``freqs`` of shape ``(K, A)`` (the original frequencies folding onto
+    ``1..K``, ``K = min(cut_max, N - 1)``, zero-padded) and a validity mask of the same shape.
+    """
+    big_n = n - 1
+    k = max(0, min(cut_max, big_n - 1))
+    groups: list[list[int]] = [[] for _ in range(k)]
+    for i in range(1, cut_max + 1):
+        m = i % (2 * big_n) if big_n > 0 else 0
+        f = 2 * big_n - m if m > big_n else m
+        if 0 < f < big_n and f <= k:
+            groups[f - 1].append(i)
+    a = max([len(g) for g in groups] + [1])
+    freqs = torch.zeros(k, a, dtype=torch.float64)
+    valid = torch.zeros(k, a, dtype=torch.bool)
+    for f, g in enumerate(groups):
+        freqs[f, : len(g)] = torch.tensor(g, dtype=torch.float64)
+        valid[f, : len(g)] = True
+    return freqs, valid
+
+
+def folded_variance_weights(cut: torch.Tensor, height: int, width: int, cut_max: int) -> torch.Tensor:
+    """Per-image variance weights of the folded coefficients.
+
+    For image ``b`` with cut ``c_b``, ``W[b, i', j'] = sum 1 / (i^2 + j^2)`` over the frequencies
+    ``(i, j)``, ``i, j >= 1``, ``i^2 + j^2 <= c_b^2`` that fold onto ``(i', j')`` on the pixel grid (see
+    :func:`_alias_table`). A field with coefficients ``N(0, T W)`` on the folded frequencies has exactly
+    the law, on the pixel grid, of the field with coefficients ``N(0, T / (i^2 + j^2))`` on all
+    frequencies of the disk, with at most ``(H - 2) x (W - 2)`` coefficients however large the cut.
+    """
+    fy, vy = _alias_table(int(height), int(cut_max))
+    fx, vx = _alias_table(int(width), int(cut_max))
+    dev = cut.device
+    fy2, fx2 = (fy**2).to(dev), (fx**2).to(dev)
+    vy, vx = vy.to(dev), vx.to(dev)
+    c2 = cut.to(torch.float64).square()[:, None, None]
+    weights = torch.zeros(cut.shape[0], fy.shape[0], fx.shape[0], dtype=torch.float64, device=dev)
+    for a in range(fy.shape[1]):
+        for a2 in range(fx.shape[1]):
+            r2 = fy2[:, a, None] + fx2[None, :, a2]
+            inv = torch.where(vy[:, a, None] & vx[None, :, a2], 1.0 / r2.clamp_min(1.0), 0.0)
+            weights += inv * (r2 <= c2)
+    return weights
+
+
+def sample_spatial_params(
+    batch_size: int,
+    height: int,
+    width: int,
+    *,
+    cut_min: int = 2,
+    cut_max: int = 100,
+    strength: float = 1.0,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, torch.Tensor]:
+    """Draw the per-image parameters of :func:`deform` (the laws of the method's code).
+
+    Per image: a maximal cut ``m ~ U{cut_min + 1, ..., cut_max}`` (``cut_min`` when
+    ``cut_max == cut_min``), the cut ``c = floor(cut_min + B1 (m + 1 - cut_min))`` (at most ``m``) and the
+    temperature ``T = strength^2 (T_min + B2 (T_max - T_min))`` with ``B1, B2 ~ Beta(1/2, 1/2)`` and
+    the bounds of :func:`temperature_range` for ``n = max(H, W)`` and ``c``; when that range is empty
+    (``c > 2n / pi``) ``T = strength^2 T_min``. ``strength`` scales the displacement (``T`` by its square).
+
+    The coefficients ``b_ij ~ N(0, T / (i^2 + j^2))`` for ``i^2 + j^2 <= c^2`` are drawn directly on the
+    frequencies the pixel grid can distinguish (:func:`folded_variance_weights`): exactly the same law
+    of the displacement of every pixel, with at most ``(H - 2) x (W - 2)`` coefficients.
+
+    Returns:
+        ``{"cut": (B,) int64, "temperature": (B,), "coeffs": (B, 2, Ky, Kx)}`` with
+        ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)`` (zero when the image has no interior).
+
+    Example:
+        >>> import torch
+        >>> p = sample_spatial_params(4, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> p["coeffs"].shape, p["cut"].dtype
+        (torch.Size([4, 2, 30, 30]), torch.int64)
+    """
+    if cut_min < 2:
+        raise ValueError(f"cut_min must be >= 2 (ln(cut) must be positive), got {cut_min}")
+    if cut_max < cut_min:
+        raise ValueError(f"cut_max must be >= cut_min={cut_min}, got {cut_max}")
+    b = batch_size
+    if cut_max > cut_min:
+        top = _sampling.randint((b,), cut_min + 1, cut_max, generator=generator, device=device)
+    else:
+        top = torch.full((b,), cut_min, dtype=torch.int64, device=device)
+    b1 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
+    cut = torch.minimum(torch.floor(cut_min + b1 * (top + 1 - cut_min)).to(torch.int64), top)
+    b2 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
+    t_min, t_max = temperature_range(max(height, width), cut)
+    t_max = torch.maximum(t_max, t_min)
+    temperature = float(strength) ** 2 * (t_min + b2 * (t_max - t_min))
+    weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
+    std = (temperature[:, None, None] * weights).sqrt().to(dtype)
+    z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
+    return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}

@@ -1,0 +1,43 @@
+"""Test helpers (importable as ``helpers`` from the tests directory)."""
+
+from __future__ import annotations
+
+import torch
+
+from prime_augment import RandomDiffeomorphism, RandomSineColor, RandomSpectralFilter
+
+
+def rand_images(*shape: int, seed: int = 0, device: str = "cpu", dtype=torch.float32) -> torch.Tensor:
+    """Uniform images in [0, 1] (or uint8 in [0, 255]) from a fixed seed."""
+    g = torch.Generator().manual_seed(seed)
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, shape, generator=g, dtype=torch.uint8).to(device)
+    return torch.rand(*shape, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+
+
+def smooth_images(b: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Natural-looking smooth images (sums of a few low-frequency waves) in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    yy = torch.linspace(0, 1, h)[:, None]
+    xx = torch.linspace(0, 1, w)[None, :]
+    out = torch.zeros(b, c, h, w)
+    for _ in range(3):
+        fy, fx, ph = torch.rand(3, b, c, 1, 1, generator=g) * torch.tensor([4.0, 4.0, 6.28]).view(
+            3, 1, 1, 1, 1
+        )
+        out += torch.sin(fy * 3.1416 * yy + fx * 3.1416 * xx + ph)
+    return ((out / 3 + 1) / 2).clamp(0, 1)
+
+
+#: name -> factory of each primitive at its CIFAR defaults, and a gentler variant
+PRIMITIVES = {
+    "spectral": lambda **kw: RandomSpectralFilter(**kw),
+    "spatial": lambda **kw: RandomDiffeomorphism(**kw),
+    "color": lambda **kw: RandomSineColor(**kw),
+    "color_band": lambda **kw: RandomSineColor(cut_max=500, bandwidth=20, variance_max=0.05, **kw),
+    "spectral_reflect": lambda **kw: RandomSpectralFilter(5, 1.0, padding_mode="reflect", **kw),
+}
+
+
+def slice_params(params: dict, i: int) -> dict:
+    return {k: v[i : i + 1] for k, v in params.items()}
