@@ -1,0 +1,55 @@
+"""The ``prime-augment`` command: one subcommand per bundled recipe.
+
+Subcommands are imported only when run, so ``prime-augment --help`` is instant and a missing
+optional dependency of one recipe never breaks another. Each recipe module provides
+``build_parser()`` (whose epilog holds an example) and ``main(argv) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: name -> (module, one-line description); the order is the order of ``--help``.
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _usage() -> str:
+    from . import __version__
+
+    width = max((len(n) for n in COMMANDS), default=10) + 2
+    lines = [
+        f"usage: prime-augment COMMAND [options]      (prime-augment {__version__})",
+        "",
+        "PRIME augmentation: training, evaluation and analysis recipes.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}{desc}" for name, (_, desc) in COMMANDS.items()),
+        "",
+        "Run 'prime-augment COMMAND --help' for the options and an example of each command.",
+        "'python -m prime_augment ...' works the same.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"prime-augment {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"prime-augment: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
