@@ -1,13 +1,18 @@
 """prime-augment: PRIME's max-entropy random primitives as per-image, batched PyTorch transforms.
 
-The public surface is small: the three primitives, the base class for new ones, and the
-functional kernels in :mod:`prime_augment.functional`.
+The public surface is small: the three primitives, the :class:`PRIME` mixer, the JSD consistency
+loss and its view helpers, the presets, the base class for new primitives, and the functional
+kernels in :mod:`prime_augment.functional`.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import functional, presets
 from ._base import RandomPrimitive
 from .color import RandomSineColor
+from .losses import JSDLoss, JSDParts, JSDViews, jsd_loss, jsd_views
+from .presets import PRESETS
+from .prime import PRIME
 from .spatial import RandomDiffeomorphism
 from .spectral import RandomSpectralFilter
 
@@ -17,9 +22,18 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "PRESETS",
+    "PRIME",
+    "JSDLoss",
+    "JSDParts",
+    "JSDViews",
     "RandomDiffeomorphism",
     "RandomPrimitive",
     "RandomSineColor",
     "RandomSpectralFilter",
     "__version__",
+    "functional",
+    "jsd_loss",
+    "jsd_views",
+    "presets",
 ]

@@ -55,6 +55,16 @@ def batch_spec(flat_inputs: list[Any]) -> tuple[int, int, int, int, torch.device
     return b, c, h, w, _inputs.image_device(images[0])
 
 
+def require_image(owner: object, flat_inputs: list[Any]) -> None:
+    """A clear TypeError when none of a call's inputs is an image."""
+    if not any(_inputs.is_image(x) for x in flat_inputs):
+        raise TypeError(
+            f"{type(owner).__name__} found no image among its inputs: expected a PIL image, a "
+            "tv_tensors.Image or a tensor of shape (C, H, W) / (B, C, H, W); got "
+            + ", ".join(_inputs.describe(x) for x in flat_inputs)
+        )
+
+
 def expand_params(params: dict[str, torch.Tensor], batch_size: int) -> dict[str, torch.Tensor]:
     """Repeat the parameters of one image for ``batch_size`` images (``same_on_batch``)."""
     return {k: v.expand(batch_size, *v.shape[1:]) for k, v in params.items()}
@@ -135,12 +145,7 @@ class RandomPrimitive(v2.Transform):
         return self.sample(batch_size, channels, height, width, device=device, generator=gen)
 
     def check_inputs(self, flat_inputs: list[Any]) -> None:
-        if not any(_inputs.is_image(x) for x in flat_inputs):
-            raise TypeError(
-                f"{type(self).__name__} found no image among its inputs: expected a PIL image, a "
-                "tv_tensors.Image or a tensor of shape (C, H, W) / (B, C, H, W); got "
-                + ", ".join(_inputs.describe(x) for x in flat_inputs)
-            )
+        require_image(self, flat_inputs)
         for x in flat_inputs:
             if isinstance(x, _inputs._REFUSED):
                 raise TypeError(f"{type(self).__name__} does not support {_inputs.describe(x)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from prime_augment import RandomDiffeomorphism, RandomSineColor, RandomSpectralFilter
+from prime_augment import PRIME, RandomDiffeomorphism, RandomSineColor, RandomSpectralFilter
 
 
 def rand_images(*shape: int, seed: int = 0, device: str = "cpu", dtype=torch.float32) -> torch.Tensor:
@@ -36,8 +36,30 @@ PRIMITIVES = {
     "color": lambda **kw: RandomSineColor(**kw),
     "color_band": lambda **kw: RandomSineColor(cut_max=500, bandwidth=20, variance_max=0.05, **kw),
     "spectral_reflect": lambda **kw: RandomSpectralFilter(5, 1.0, padding_mode="reflect", **kw),
+    "prime": lambda **kw: PRIME.from_preset("cifar10", **kw),
+    "prime_imagenet_fixed": lambda **kw: PRIME.from_preset("imagenet", depth_mode="fixed", width=2, **kw),
 }
 
 
-def slice_params(params: dict, i: int) -> dict:
-    return {k: v[i : i + 1] for k, v in params.items()}
+def slice_params(params: dict, i: int, batch_size: int | None = None) -> dict:
+    """The parameters of image ``i`` alone (a batch of one), for a primitive or a PRIME plan."""
+    if "steps" not in params:
+        return {k: v[i : i + 1] for k, v in params.items()}
+    b = batch_size if batch_size is not None else params["mix"].shape[0]
+    steps = []
+    for step in params["steps"]:
+        new = {}
+        for op_id, entry in step.items():
+            keep = (entry["index"] % b) == i
+            if bool(keep.any()):
+                new[op_id] = {
+                    "index": entry["index"][keep] // b,
+                    "params": {k: v[keep] for k, v in entry["params"].items()},
+                }
+        steps.append(new)
+    return {
+        "weights": params["weights"][i : i + 1],
+        "mix": params["mix"][i : i + 1],
+        "ops": params["ops"][:, :, i : i + 1],
+        "steps": steps,
+    }

@@ -1,0 +1,306 @@
+"""The PRIME mixer: Dirichlet-weighted chains of random primitives, Beta-mixed with the image."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import PIL.Image
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from . import _inputs, _sampling
+from ._base import RandomPrimitive, _warn_if_generator_in_worker, batch_spec, require_image
+from ._validation import check_bool, check_choice, check_float, check_generator, check_int
+from .color import RandomSineColor
+from .presets import get_preset
+from .spatial import RandomDiffeomorphism
+from .spectral import RandomSpectralFilter
+
+__all__ = ["DEPTH_MODES", "PRIME", "PRIMITIVES"]
+
+#: the method's primitives by name
+PRIMITIVES: dict[str, type[RandomPrimitive]] = {
+    "spectral": RandomSpectralFilter,
+    "spatial": RandomDiffeomorphism,
+    "color": RandomSineColor,
+}
+
+#: how the operations of a chain are drawn (see :class:`PRIME`)
+DEPTH_MODES = ("identity", "uniform", "fixed")
+
+
+class PRIME(v2.Transform):
+    """PRIME augmentation: a random convex mix of chains of random primitives and the image.
+
+    For every image ``x`` (Algorithm 3 of the method, with the mixing of its Eq. 5.9):
+
+    .. math::
+
+        \\tilde x = (1 - p)\\, x + p \\sum_{i=1}^{n} w_i\\, (o_{i, m} \\circ \\dots \\circ o_{i, 1})(x),
+        \\qquad w \\sim \\operatorname{Dir}(1, \\dots, 1),
+        \\quad p \\sim \\operatorname{Beta}(\\alpha, \\beta),
+
+    with ``n = width`` chains of ``m = depth`` steps. How each step ``o`` is drawn (``depth_mode``):
+
+    * ``"identity"`` (default, Algorithm 3): uniformly from ``{Id} ∪ primitives``; the identity gives a
+      stochastic depth between 0 and ``depth`` non-identity operations (a chain is the identity with
+      probability ``(1 / (P + 1))^depth``);
+    * ``"uniform"`` (the method's public code): a chain length ``L ~ U{1..depth}``, then ``L``
+      operations drawn uniformly from the primitives;
+    * ``"fixed"``: exactly ``depth`` operations drawn uniformly from the primitives.
+
+    Every draw (weights, ``p``, operations, and each primitive's parameters) is independent per image
+    unless ``same_on_batch``. Each primitive runs only on the images that drew it at a given step (the
+    batch is partitioned by operation, one batched call per primitive and step); the chains are mixed
+    in one pass. The result stays in ``[0, 1]``.
+
+    Args:
+        primitives: non-empty subset of ``("spectral", "spatial", "color")`` (the ablation of the
+            method's Tab. 5.5) at their CIFAR defaults, and/or :class:`~prime_augment.RandomPrimitive`
+            instances (copied; their own hyper-parameters are kept).
+        width: number ``n >= 1`` of chains.
+        depth: number ``m >= 1`` of steps per chain.
+        depth_mode: ``"identity"``, ``"uniform"`` or ``"fixed"`` (above).
+        alpha, beta: parameters of the Beta law of ``p`` (default ``Beta(1, 1)``, i.e. ``U(0, 1)``).
+        strength: multiplier ``>= 0`` on every primitive's strength (the method's ``alpha`` of §5.4.3);
+            ``0`` is exactly the identity.
+        same_on_batch: one draw for the whole batch instead of one per image.
+        generator: optional generator for every draw; the global RNG when ``None``. The choice of
+            operations (which fixes the partition sizes) is drawn on the generator's device, or on the
+            CPU for the global RNG, so a CUDA batch needs no host synchronisation to partition.
+
+    Shape:
+        Input ``(C, H, W)`` or ``(..., C, H, W)`` tensor (float in ``[0, 1]`` or uint8), a
+        ``tv_tensors.Image`` or a PIL image; the output has the input's type, shape and dtype.
+
+    Example:
+        >>> import torch
+        >>> from prime_augment import PRIME
+        >>> prime = PRIME.from_preset("cifar10", generator=torch.Generator().manual_seed(0))
+        >>> x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        >>> y = prime(x)
+        >>> y.shape, bool(((y >= 0) & (y <= 1)).all())
+        (torch.Size([8, 3, 32, 32]), True)
+        >>> params = prime.make_params([x])                       # sample everything ...
+        >>> torch.equal(prime.transform(x, params), prime.transform(x, params))  # ... replay
+        True
+    """
+
+    def __init__(
+        self,
+        primitives: Sequence[str | RandomPrimitive] = ("spectral", "spatial", "color"),
+        *,
+        width: int = 3,
+        depth: int = 3,
+        depth_mode: str = "identity",
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        strength: float = 1.0,
+        same_on_batch: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.width = check_int(width, "width", low=1)
+        self.depth = check_int(depth, "depth", low=1)
+        self.depth_mode = check_choice(depth_mode, "depth_mode", DEPTH_MODES)
+        self.alpha = check_float(alpha, "alpha", low=0.0, low_open=True)
+        self.beta = check_float(beta, "beta", low=0.0, low_open=True)
+        self.strength = check_float(strength, "strength", low=0.0)
+        self.same_on_batch = check_bool(same_on_batch, "same_on_batch")
+        self.generator = check_generator(generator)
+        ops = self._build_primitives(primitives, self.strength)
+        self.primitives = tuple(self._name(op) for op in ops)
+        self.ops = torch.nn.ModuleList(ops)
+
+    @staticmethod
+    def _build_primitives(primitives: Any, strength: float) -> list[RandomPrimitive]:
+        if isinstance(primitives, (str, RandomPrimitive)) or not isinstance(primitives, Sequence):
+            raise TypeError(
+                "primitives must be a sequence of names ('spectral', 'spatial', 'color') or RandomPrimitive "
+                f"instances, got {primitives!r}"
+            )
+        if len(primitives) == 0:
+            raise ValueError("primitives must not be empty")
+        ops: list[RandomPrimitive] = []
+        for item in primitives:
+            if isinstance(item, str):
+                if item not in PRIMITIVES:
+                    raise ValueError(f"unknown primitive {item!r}: choose from {tuple(PRIMITIVES)}")
+                ops.append(PRIMITIVES[item](strength=strength))
+            elif isinstance(item, RandomPrimitive):
+                op = copy.deepcopy(item)
+                op.strength = item.strength * strength
+                ops.append(op)
+            else:
+                raise TypeError(
+                    "primitives must hold names or RandomPrimitive instances, "
+                    f"got {item!r} ({type(item).__name__})"
+                )
+        return ops
+
+    @staticmethod
+    def _name(op: RandomPrimitive) -> str:
+        for name, cls in PRIMITIVES.items():
+            if type(op) is cls:
+                return name
+        return type(op).__name__
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> PRIME:
+        """PRIME with the hyper-parameters of a task: ``cifar10``, ``cifar100``, ``imagenet``,
+        ``imagenet100`` or ``ccm`` (see :mod:`prime_augment.presets`).
+
+        ``overrides`` replace the mixer's arguments (``width``, ``alpha``, ``strength``,
+        ``primitives=("spectral", "color")`` to ablate, ...) and, as dicts under the keys
+        ``spectral``, ``spatial`` and ``color``, the primitives' hyper-parameters. The presets work at
+        any image size (an empty temperature range falls back to ``T_min``).
+
+        Example:
+            >>> p = PRIME.from_preset("ccm", depth=2, spatial={"cut_max": 20})
+            >>> p.alpha, p.depth, p.ops[1].cut_max
+            (5.0, 2, 20)
+        """
+        cfg = get_preset(name)
+        prim_kw = {}
+        for key in PRIMITIVES:
+            extra = overrides.pop(key, None) or {}
+            if not isinstance(extra, dict):
+                raise TypeError(f"{key} overrides must be a dict of hyper-parameters, got {extra!r}")
+            prim_kw[key] = {**cfg[key], **extra}
+        mixer = {**cfg["mixer"], **overrides}
+        names = mixer.pop("primitives", tuple(PRIMITIVES))
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise TypeError(f"primitives must be a sequence of primitive names, got {names!r}")
+        built = []
+        for n in names:
+            if isinstance(n, str):
+                if n not in PRIMITIVES:
+                    raise ValueError(f"unknown primitive {n!r}: choose from {tuple(PRIMITIVES)}")
+                built.append(PRIMITIVES[n](**prim_kw[n]))
+            else:
+                built.append(n)
+        return cls(built, **mixer)
+
+    # ------------------------------------------------------------------ sampling
+    def _sample_ops(self, n_chains: int, generator: torch.Generator | None) -> torch.Tensor:
+        """(depth, n_chains) operation ids: 0 = identity, 1..P = ``self.ops[id - 1]``."""
+        n_ops = len(self.ops)
+        sdev = generator.device if generator is not None else torch.device("cpu")
+        shape = (self.depth, n_chains)
+        if self.depth_mode == "identity":
+            return _sampling.randint(shape, 0, n_ops, generator=generator, device=sdev)
+        ops = _sampling.randint(shape, 1, n_ops, generator=generator, device=sdev)
+        if self.depth_mode == "uniform":
+            length = _sampling.randint((n_chains,), 1, self.depth, generator=generator, device=sdev)
+            ops = torch.where(torch.arange(self.depth, device=sdev)[:, None] < length[None, :], ops, 0)
+        return ops
+
+    def sample_plan(
+        self,
+        batch_size: int,
+        channels: int,
+        height: int,
+        width: int,
+        *,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Any]:
+        """Draw everything a call needs, for ``batch_size`` images of the given size.
+
+        Returns a dict with ``weights`` ``(B, n)`` (Dirichlet), ``mix`` ``(B,)`` (Beta), ``ops``
+        ``(depth, n, B)`` (operation ids, 0 = identity, chain-major) and ``steps``: for each depth step
+        a dict ``{op id: {"index": (k,) chain-image indices, "params": that primitive's parameters for
+        those k images}}``, the chain-image of chain ``c`` and image ``b`` having index ``c * B + b``.
+        """
+        g = generator if generator is not None else self.generator
+        _warn_if_generator_in_worker(g)
+        b, n = batch_size, self.width
+        nb = 1 if (self.same_on_batch and b > 0) else b
+        weights = _sampling.dirichlet_ones((nb,), n, generator=g, device=device)
+        mix = _sampling.beta((nb,), self.alpha, self.beta, generator=g, device=device)
+        ops = self._sample_ops(n * nb, g)  # (depth, n * nb), chain-major, on the draw device
+        expand = torch.arange(b, device=ops.device) if nb != b else None
+        steps: list[dict[int, dict[str, Any]]] = []
+        for d in range(self.depth):
+            row = ops[d]
+            counts = torch.bincount(row, minlength=len(self.ops) + 1).tolist()
+            order = torch.argsort(row, stable=True)
+            step: dict[int, dict[str, Any]] = {}
+            offset = counts[0]
+            for op_id in range(1, len(self.ops) + 1):
+                k = counts[op_id]
+                if k == 0:
+                    continue
+                sel = order[offset : offset + k]
+                offset += k
+                prim = self.ops[op_id - 1]
+                pg = g if g is not None else prim.generator
+                prm = prim.sample(k, channels, height, width, device=device, generator=pg)
+                if expand is not None:  # same_on_batch: chain c's draw serves all B images of chain c
+                    sel = (sel[:, None] * b + expand[None, :]).reshape(-1)
+                    prm = {key: v.repeat_interleave(b, dim=0) for key, v in prm.items()}
+                step[op_id] = {"index": sel.to(device, non_blocking=True), "params": prm}
+            steps.append(step)
+        ops = ops.reshape(self.depth, n, nb)
+        if expand is not None:
+            weights, mix, ops = weights.expand(b, n), mix.expand(b), ops.expand(self.depth, n, b)
+        return {"weights": weights, "mix": mix, "ops": ops, "steps": steps}
+
+    # ------------------------------------------------------------------ v2 protocol
+    def check_inputs(self, flat_inputs: list[Any]) -> None:
+        require_image(self, flat_inputs)
+        for x in flat_inputs:
+            if isinstance(x, tv_tensors.TVTensor) and not isinstance(x, tv_tensors.Image):
+                raise TypeError(
+                    "PRIME mixes differently warped copies of an image, so a "
+                    f"{type(x).__name__} cannot follow it; PRIME supports images (classification) only"
+                )
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        if self.strength == 0.0:
+            return {}
+        b, c, h, w, device = batch_spec(flat_inputs)
+        return self.sample_plan(b, c, h, w, device=device)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not _inputs.is_image(inpt):
+            return inpt
+        if not params:  # strength 0: exactly the identity, as a new object
+            return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
+        batch = _inputs.to_batch(inpt)
+        return batch.restore(self.apply(batch.data, params))
+
+    # ------------------------------------------------------------------ pure steps
+    def chains(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        """The ``n`` augmented chains of a float batch ``(B, C, H, W)``: ``(n, B, C, H, W)``."""
+        b = x.shape[0]
+        cur = x.unsqueeze(0).expand(self.width, *x.shape).reshape(self.width * b, *x.shape[1:]).clone()
+        if b == 0:
+            return cur.view(self.width, *x.shape)
+        for step in params["steps"]:
+            for op_id, entry in step.items():
+                idx = entry["index"]
+                prim = self.ops[op_id - 1]
+                if idx.numel() == cur.shape[0]:  # every chain-image drew this op: no gather needed
+                    cur = prim.apply(cur.index_select(0, idx), entry["params"]).index_select(
+                        0, torch.argsort(idx)
+                    )
+                else:
+                    cur.index_copy_(0, idx, prim.apply(cur.index_select(0, idx), entry["params"]))
+        return cur.view(self.width, *x.shape)
+
+    def mix(self, x: torch.Tensor, chains: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        """``(1 - p) x + p sum_i w_i chain_i`` in one pass, clipped to ``[0, 1]`` against rounding."""
+        p = params["mix"].to(x.dtype)
+        w = params["weights"].to(x.dtype) * p[:, None]  # (B, n)
+        out = torch.einsum("bn,nbchw->bchw", w, chains) + (1.0 - p)[:, None, None, None] * x
+        return out.clamp_(0.0, 1.0)
+
+    def apply(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        """PRIME of a float batch ``(B, C, H, W)`` with the given parameters (see :meth:`sample_plan`)."""
+        if not params:
+            return x.clone()
+        return self.mix(x, self.chains(x, params), params)
