@@ -12,7 +12,12 @@ import sys
 from collections.abc import Sequence
 
 #: name -> (module, one-line description); the order is the order of ``--help``.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("prime_augment.recipes.train", "train a classifier with PRIME, AugMix or no augmentation"),
+    "evaluate": ("prime_augment.recipes.evaluate", "clean and common-corruption accuracy, mCE, BN adaptation"),
+    "make-corruptions": ("prime_augment.recipes.corruptions", "build a CIFAR-10-C-format corruption set"),
+    "strength-sweep": ("prime_augment.recipes.sweep", "train at several PRIME strengths, robustness vs accuracy"),
+}
 
 
 def _usage() -> str:

@@ -19,7 +19,9 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: architectures by name: ``cifar_*`` have a 3x3 stride-1 stem and no max-pool (for 32 px inputs)
+#: architectures by name: ``cifar_*`` have a 3x3 stride-1 stem and no max-pool (for 32 px inputs);
+#: ``cifar_resnet8`` / ``cifar_resnet20`` are He et al.'s small CIFAR ResNets (3 stages of 16/32/64 channels,
+#: 0.08M / 0.27M parameters) for quick CPU experiments and tests
 ARCHS = (
     "resnet18",
     "resnet34",
@@ -28,7 +30,50 @@ ARCHS = (
     "cifar_resnet18",
     "cifar_resnet34",
     "cifar_resnet50",
+    "cifar_resnet8",
+    "cifar_resnet20",
 )
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class SmallCifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet of depth ``6n + 2`` (16/32/64 channels, 1x1 projection shortcuts)."""
+
+    def __init__(self, depth: int, num_classes: int) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"depth must be 6n + 2, got {depth}")
+        n = (depth - 2) // 6
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        blocks, cin = [], 16
+        for i, cout in enumerate((16, 32, 64)):
+            for j in range(n):
+                blocks.append(_BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
+                cin = cout
+        self.layers = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.stem(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
 class Normalize(nn.Module):
@@ -58,6 +103,8 @@ def build_network(arch: str, num_classes: int) -> nn.Module:
     """An untrained network of the given architecture (no normalisation)."""
     if arch not in ARCHS:
         raise ValueError(f"--arch must be one of {ARCHS}, got {arch!r}")
+    if arch in ("cifar_resnet8", "cifar_resnet20"):
+        return SmallCifarResNet(int(arch.removeprefix("cifar_resnet")), num_classes)
     base = arch.removeprefix("cifar_")
     net = getattr(tvm, base)(weights=None, num_classes=num_classes)
     if arch.startswith("cifar_"):

@@ -1,0 +1,744 @@
+"""A reusable training engine: SGD + schedule, augmentation placement, JSD, DDP, exact resume.
+
+The engine is a library with explicit arguments (no argparse); ``prime-augment train``, the
+filling-level recipe and adversarial training build on it::
+
+    spec = build_data("cifar10", root)
+    model = build_model("cifar_resnet18", spec.num_classes, mean=spec.mean, std=spec.std)
+    aug = Augmentation("prime", prime=PRIME.from_preset("cifar10"), placement="auto")
+    trainer = Trainer(model, spec.train, spec.train_transform, TrainConfig(epochs=30), aug,
+                      device="cuda", out_dir="runs/prime")
+    result = trainer.fit(resume=True)
+
+What it does, and where:
+
+* **augmentation placement** — ``placement="device"``: the loader yields uint8 crops and PRIME runs on
+  the whole batch on the device (one independent draw per image); ``"workers"``: the augmentation runs
+  per image inside the DataLoader workers. ``"auto"`` is ``device`` for PRIME on CUDA, ``workers``
+  otherwise. torchvision's AugMix draws one set of operations per call, so it always runs per image in
+  the workers.
+* **JSD** — ``config.jsd``: the views ``[clean; aug_1; aug_2]`` (same crop) go through the model in
+  one batch and :class:`~prime_augment.JSDLoss` adds ``lambda * JS`` to the clean cross-entropy.
+* **exact resume** — a checkpoint is written atomically after every epoch with the model, optimizer,
+  schedule, every process's RNG states (torch CPU and CUDA, numpy, python) and the history. The
+  shuffling and the DataLoader worker seeds are functions of ``(seed, epoch, rank)``, so a run killed at
+  any point and resumed redoes the unfinished epoch identically: on the CPU the final weights are bitwise
+  the same as an uninterrupted run's (on CUDA, up to non-deterministic kernels unless
+  ``config.deterministic``).
+* **DDP** — under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP (NCCL on CUDA, gloo on
+  the CPU); ``config.batch_size`` is the global batch, split over the processes; only rank 0 writes.
+* **hooks** — ``sampler_fn(epoch, generator) -> indices`` replaces the uniform shuffle (e.g.
+  class-balanced sampling); ``validate_fn(model) -> dict`` runs every ``config.val_every`` epochs and, with
+  ``select_metric``, keeps the best weights in ``best.pt``; ``on_step(trainer, epoch, step)`` is called
+  after each optimisation step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.transforms import v2
+from tqdm.auto import tqdm
+
+from ..losses import JSDLoss, JSDViews, jsd_views
+from ..prime import PRIME
+from ._common import atomic_torch_save, write_json, write_text
+from .models import model_record, unwrap
+
+__all__ = [
+    "AUGMENTATIONS",
+    "PLACEMENTS",
+    "SCHEDULES",
+    "Augmentation",
+    "DistInfo",
+    "EpochSampler",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "build_optimizer",
+    "build_scheduler",
+    "init_distributed",
+    "seed_everything",
+    "to_float",
+]
+
+AUGMENTATIONS = ("none", "augmix", "prime", "offline")
+PLACEMENTS = ("auto", "device", "workers")
+SCHEDULES = ("onecycle", "linear", "constant")
+CHECKPOINT_FORMAT = "prime-augment-train/1"
+
+
+# ---------------------------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a training run (all explicit; recorded in the run directory).
+
+    Args:
+        epochs: number of epochs (>= 1).
+        batch_size: global batch size (split over DDP processes).
+        lr: peak learning rate (one-cycle maximum, or the starting LR of the linear decay).
+        momentum, nesterov, weight_decay: SGD (the method: 0.9, Nesterov, 5e-4 CIFAR / 1e-4 ImageNet).
+        schedule: ``"onecycle"`` (``torch.optim.lr_scheduler.OneCycleLR``, cosine annealing),
+            ``"linear"`` (linear warm-up over ``warmup_epochs``, then linear decay to 0) or ``"constant"``.
+        pct_start: one-cycle warm-up fraction (the method's code: 0.25 CIFAR/IN-100, 0.1 ImageNet).
+        warmup_epochs: linear schedule warm-up.
+        grad_clip: max gradient norm, or ``None``/0 for none (the method's code: 0.5 on CIFAR).
+        label_smoothing: of the cross-entropy.
+        jsd, jsd_weight, num_splits: JSD consistency loss (``lambda = 12``, 3 views).
+        seed: seeds everything (model init is the caller's: call :func:`seed_everything` first).
+        workers: DataLoader worker processes per training process.
+        amp: bf16 autocast on CUDA (ignored on the CPU).
+        channels_last: channels-last memory format on CUDA (ignored on the CPU).
+        compile: ``torch.compile`` the model.
+        deterministic: ``torch.use_deterministic_algorithms(True)`` (bitwise-exact resume on CUDA).
+        val_every: validate every that many epochs (with a ``validate_fn``).
+        progress: tqdm progress bars (rank 0).
+        drop_last: drop the last incomplete batch of an epoch.
+    """
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    pct_start: float = 0.25
+    warmup_epochs: float = 0.0
+    grad_clip: float | None = 0.5
+    label_smoothing: float = 0.0
+    jsd: bool = False
+    jsd_weight: float = 12.0
+    num_splits: int = 3
+    seed: int = 0
+    workers: int = 2
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    val_every: int = 1
+    progress: bool = True
+    drop_last: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "num_splits", "val_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.num_splits < 2:
+            raise ValueError(f"num_splits must be >= 2, got {self.num_splits}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers!r}")
+        if self.grad_clip is not None and self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0 or None, got {self.grad_clip!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- seeds & dist
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy, torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global RNG is what third-party code draws from
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """The process's place in a DDP job (``world_size == 1`` without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device | str) -> tuple[DistInfo, torch.device]:
+    """Join the ``torchrun`` job if there is one (``WORLD_SIZE > 1``): NCCL on CUDA, gloo on the CPU.
+
+    Returns the :class:`DistInfo` and the process's device (``cuda:LOCAL_RANK`` on CUDA).
+    """
+    device = torch.device(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank, world, local), device
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float in ``[0, 1]``; float images unchanged."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+class EpochSampler(Sampler[int]):
+    """This process's share of an epoch's indices, a pure function of ``(seed, epoch)``.
+
+    Args:
+        size: dataset length.
+        seed: run seed.
+        rank, world_size: DDP position (indices are padded by repetition to a multiple of the world).
+        shuffle: random permutation (else in order).
+        indices_fn: ``(epoch, generator) -> sequence of indices`` replacing the permutation (a custom
+            sampler, e.g. class-balanced with replacement); the generator is seeded from
+            ``(seed, epoch)`` so the result is reproducible.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        indices_fn: Callable[[int, torch.Generator], Sequence[int]] | None = None,
+    ) -> None:
+        self.size, self.seed, self.rank, self.world = int(size), int(seed), rank, world_size
+        self.shuffle, self.indices_fn = shuffle, indices_fn
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _all(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.indices_fn is not None:
+            idx = [int(i) for i in self.indices_fn(self.epoch, g)]
+            bad = [i for i in idx if not 0 <= i < self.size]
+            if bad:
+                raise ValueError(f"sampler_fn returned indices outside [0, {self.size}): {bad[:5]}")
+            return idx
+        if self.shuffle:
+            return torch.randperm(self.size, generator=g).tolist()
+        return list(range(self.size))
+
+    def __iter__(self):
+        idx = self._all()
+        if self.world > 1 and idx:
+            pad = (-len(idx)) % self.world
+            idx = idx + idx[:pad]
+            idx = idx[self.rank :: self.world]
+        return iter(idx)
+
+    def __len__(self) -> int:
+        n = len(self._all()) if self.indices_fn is not None else self.size
+        return math.ceil(n / self.world)
+
+
+# ---------------------------------------------------------------------------------------------- augmentation
+class Augmentation:
+    """Which augmentation, where it runs, and the per-sample / per-batch transforms it implies.
+
+    Args:
+        kind: ``"none"``, ``"augmix"`` (torchvision v2 AugMix), ``"prime"``, or ``"offline"`` (the dataset
+            already yields augmented images, or a tuple of views ``(clean, aug_1, ...)`` for JSD).
+        prime: the :class:`~prime_augment.PRIME` module (``kind="prime"``); use ``generator=None`` so
+            DataLoader workers draw different augmentations.
+        placement: ``"auto"``, ``"device"`` or ``"workers"`` (see the module docstring).
+        augmix_severity, augmix_all_ops: AugMix settings (the baseline: 3, off).
+    """
+
+    def __init__(
+        self,
+        kind: str = "none",
+        *,
+        prime: PRIME | None = None,
+        placement: str = "auto",
+        augmix_severity: int = 3,
+        augmix_all_ops: bool = False,
+    ) -> None:
+        if kind not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {kind!r}")
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        if kind == "prime" and not isinstance(prime, PRIME):
+            raise TypeError(f"augment 'prime' needs a PRIME module as prime=, got {prime!r}")
+        if kind == "augmix" and placement == "device":
+            raise ValueError(
+                "augment 'augmix' cannot run on the device batch: torchvision's AugMix draws one set of "
+                "operations per call (the whole batch would share it); use placement 'workers' or 'auto'"
+            )
+        self.kind, self.prime, self.placement = kind, prime, placement
+        self.augmix_severity, self.augmix_all_ops = augmix_severity, augmix_all_ops
+
+    def resolve(self, device: torch.device) -> str:
+        """The effective placement on ``device``."""
+        if self.kind in ("none", "offline"):
+            return "workers"
+        if self.placement == "auto":
+            return "device" if (self.kind == "prime" and device.type == "cuda") else "workers"
+        return self.placement
+
+    def _per_image(self) -> Callable:
+        if self.kind == "augmix":
+            return v2.AugMix(severity=self.augmix_severity, all_ops=self.augmix_all_ops)
+        return v2.Compose([v2.ToDtype(torch.float32, scale=True), self.prime])
+
+    def worker_transform(self, device: torch.device, jsd: bool, num_splits: int) -> Callable | None:
+        """Transform appended to the geometric train transform in the workers (``None``: nothing)."""
+        if self.kind in ("none", "offline") or self.resolve(device) == "device":
+            return None
+        aug = self._per_image()
+        return JSDViews(aug, num_splits) if jsd else aug
+
+    def on_device(self, x: Any, device: torch.device, jsd: bool, num_splits: int) -> torch.Tensor:
+        """The float batch the model sees, from the loader's batch (a tensor, or a tuple of views)."""
+        if isinstance(x, (tuple, list)):  # views made in the workers (or pre-generated): [clean; aug...]
+            return torch.cat([to_float(v.to(device, non_blocking=True)) for v in x])
+        x = to_float(x.to(device, non_blocking=True))
+        if self.kind != "prime" or self.resolve(device) != "device":
+            return x
+        with torch.no_grad():
+            return jsd_views(self.prime, x, num_splits) if jsd else self.prime(x)
+
+    def describe(self, device: torch.device) -> dict[str, Any]:
+        out: dict[str, Any] = {"augment": self.kind, "placement": self.resolve(device)}
+        if self.kind == "augmix":
+            out.update(augmix_severity=self.augmix_severity, augmix_all_ops=self.augmix_all_ops)
+        if self.kind == "prime":
+            out["prime"] = repr(self.prime)
+        return out
+
+
+class MapDataset(Dataset):
+    """``(transform(x), y)`` over a dataset of ``(x, y)``."""
+
+    def __init__(self, base: Dataset, transform: Callable | None) -> None:
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        return (self.transform(x) if self.transform is not None else x), y
+
+
+# ---------------------------------------------------------------------------------------------- optimisation
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD with (Nesterov) momentum and weight decay on every parameter (as the method's code)."""
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-step LR schedule of ``config.schedule`` over ``epochs * steps_per_epoch`` steps."""
+    total = max(1, config.epochs * steps_per_epoch)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=config.pct_start
+        )
+    if config.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    warm = round(config.warmup_epochs * steps_per_epoch)
+
+    def linear(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, linear)
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    out_dir: Path | None
+
+
+class Trainer:
+    """Train a classifier on ``[0, 1]`` images (see the module docstring).
+
+    Args:
+        model: the classifier (normalisation inside); moved to ``device``.
+        train_set: dataset of ``(untransformed image, label)``.
+        train_transform: geometric per-sample transform ending in a uint8 image (or a tuple of images
+            for pre-generated views, e.g. offline augmentation).
+        config: :class:`TrainConfig`.
+        augmentation: :class:`Augmentation`.
+        device: the device (``cuda:LOCAL_RANK`` is chosen under ``torchrun``).
+        out_dir: run directory (``None``: nothing is written and resuming is impossible).
+        arch, num_classes: recorded in the model files (defaults read from the model when possible).
+        sampler_fn: ``(epoch, generator) -> indices`` custom sampling hook.
+        validate_fn: ``(model) -> dict of metrics``, run in eval mode without gradients, on rank 0 only.
+        select_metric: a key of ``validate_fn``'s dict; the best value (max) keeps its weights in best.pt.
+        on_step: ``(trainer, epoch, step) -> None`` after every optimisation step.
+        record: extra entries saved in the model files and the checkpoint (e.g. the run's config).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_set: Dataset,
+        train_transform: Callable | None,
+        config: TrainConfig,
+        augmentation: Augmentation | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        out_dir: str | os.PathLike | None = None,
+        arch: str = "custom",
+        num_classes: int | None = None,
+        sampler_fn: Callable[[int, torch.Generator], Sequence[int]] | None = None,
+        validate_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+        select_metric: str | None = None,
+        on_step: Callable[[Trainer, int, int], None] | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        if select_metric is not None and validate_fn is None:
+            raise ValueError("select_metric needs a validate_fn")
+        self.config = config
+        self.augmentation = augmentation or Augmentation("none")
+        if config.jsd and self.augmentation.kind == "none":
+            raise ValueError(
+                "jsd needs augmented views: use augment 'augmix' or 'prime' (or 'offline' views)"
+            )
+        self.dist, self.device = init_distributed(device)
+        if self.dist.world_size > 1 and config.batch_size % self.dist.world_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} is not divisible by the {self.dist.world_size} DDP processes"
+            )
+        self.model = model
+        self.train_set = train_set
+        self.train_transform = train_transform
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.arch, self.num_classes = arch, num_classes
+        self.sampler_fn, self.validate_fn, self.select_metric = sampler_fn, validate_fn, select_metric
+        self.on_step = on_step
+        self.record = dict(record or {})
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+
+    # -------------------------------------------------------------- paths
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / "checkpoint.pt" if self.out_dir is not None else None
+
+    def _log(self, msg: str) -> None:
+        if not self.dist.is_main:
+            return
+        tqdm.write(msg)
+        if self.out_dir is not None:
+            with open(self.out_dir / "train.log", "a") as f:
+                f.write(msg + "\n")
+
+    # -------------------------------------------------------------- building
+    def _loader(self, epoch: int, sampler: EpochSampler) -> DataLoader:
+        cfg = self.config
+        sampler.set_epoch(epoch)
+        extra = self.augmentation.worker_transform(self.device, cfg.jsd, cfg.num_splits)
+        tf = self.train_transform if extra is None else _compose(self.train_transform, extra)
+        g = torch.Generator().manual_seed((cfg.seed * 7919 + epoch) * 1009 + self.dist.rank)
+        return DataLoader(
+            MapDataset(self.train_set, tf),
+            batch_size=cfg.batch_size // self.dist.world_size,
+            sampler=sampler,
+            num_workers=cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=cfg.drop_last,
+            generator=g,
+            persistent_workers=False,
+            prefetch_factor=4 if cfg.workers > 0 else None,
+        )
+
+    def _steps_per_epoch(self, sampler: EpochSampler) -> int:
+        per = self.config.batch_size // self.dist.world_size
+        n = len(sampler)
+        steps = n // per if self.config.drop_last else math.ceil(n / per)
+        if steps < 1:
+            raise ValueError(
+                f"the training set ({len(self.train_set)} images) is smaller than one batch of {per}: lower "
+                "--batch-size"
+            )
+        return steps
+
+    # -------------------------------------------------------------- checkpoint
+    def _state(self, epoch: int, model: nn.Module, opt, sched) -> dict[str, Any]:
+        rng = _rng_state()
+        if self.dist.enabled:
+            states: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(states, rng)
+        else:
+            states = [rng]
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": epoch,
+            "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": states,
+            "world_size": self.dist.world_size,
+            "history": self.history,
+            "best": self.best,
+            "config": self.config.to_dict(),
+            "record": self.record,
+        }
+
+    def _load_checkpoint(self, model: nn.Module, opt, sched) -> int:
+        path = self.checkpoint_path
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise ValueError(f"cannot read the checkpoint {path}: {e}") from e
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a prime-augment training checkpoint")
+        old, new = ckpt["config"], self.config.to_dict()
+        keys = [k for k in new if k not in ("progress", "workers", "val_every") and old.get(k) != new[k]]
+        if keys:
+            diffs = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in keys)
+            raise ValueError(f"--resume {path}: the run was started with other settings ({diffs})")
+        if ckpt["world_size"] != self.dist.world_size:
+            raise ValueError(
+                f"--resume {path}: the run used {ckpt['world_size']} processes, this one "
+                f"{self.dist.world_size}"
+            )
+        unwrap(model).load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"][self.dist.rank])
+        self.history = list(ckpt["history"])
+        self.best = ckpt["best"]
+        return int(ckpt["epoch"])
+
+    def _save(self, epoch: int, model: nn.Module, opt, sched) -> None:
+        state = self._state(epoch, model, opt, sched)  # collective under DDP: every rank calls it
+        if self.dist.is_main and self.out_dir is not None:
+            atomic_torch_save(state, self.checkpoint_path)
+            lines = "".join(json.dumps(h, sort_keys=True) + "\n" for h in self.history)
+            write_text(self.out_dir / "log.jsonl", lines)
+
+    def _model_file(self, model: nn.Module, name: str, **extra: Any) -> None:
+        if not (self.dist.is_main and self.out_dir is not None):
+            return
+        base = unwrap(model)
+        n_cls = self.num_classes if self.num_classes is not None else _guess_classes(base)
+        atomic_torch_save(model_record(base, self.arch, n_cls, **self.record, **extra), self.out_dir / name)
+
+    # -------------------------------------------------------------- the loop
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train for ``config.epochs`` epochs (continuing a checkpoint when ``resume``)."""
+        cfg, device, info = self.config, self.device, self.dist
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        if self.out_dir is not None and info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if not resume and self.checkpoint_path.exists():
+                raise FileExistsError(
+                    f"{self.checkpoint_path} exists: pass --resume to continue that run, or use a new --out"
+                )
+        model = self.model.to(device)
+        cl = cfg.channels_last and device.type == "cuda"
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        opt = build_optimizer(model, cfg)
+        sampler = EpochSampler(
+            len(self.train_set),
+            cfg.seed,
+            rank=info.rank,
+            world_size=info.world_size,
+            indices_fn=self.sampler_fn,
+        )
+        steps = self._steps_per_epoch(sampler)
+        sched = build_scheduler(opt, cfg, steps)
+        start = 0
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            start = self._load_checkpoint(model, opt, sched)
+            self._log(f"resumed from {self.checkpoint_path} after epoch {start}/{cfg.epochs}")
+        else:
+            seed_everything(cfg.seed + 1_000_003 * info.rank)  # per-process augmentation streams
+        net: nn.Module = model
+        if info.enabled:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        if cfg.compile:
+            net = torch.compile(net)
+        criterion = (
+            JSDLoss(cfg.num_splits, cfg.jsd_weight, label_smoothing=cfg.label_smoothing) if cfg.jsd else None
+        )
+        amp = cfg.amp and device.type == "cuda"
+        if start == 0:
+            self._log(
+                f"training {self.arch} on {len(self.train_set)} images for {cfg.epochs} epochs, "
+                f"{steps} steps/epoch, "
+                f"device {device}, {info.world_size} process(es), {self.augmentation.describe(device)}"
+            )
+        for epoch in range(start, cfg.epochs):
+            stats = self._epoch(net, model, epoch, sampler, opt, sched, criterion, amp, cl, steps)
+            if self.validate_fn is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+                stats.update(self._validate(model, epoch))
+            self.history.append(stats)
+            self._log(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {stats['loss']:.4f} "
+                f"acc {stats['train_accuracy']:.2f}% "
+                f"lr {stats['lr']:.4g} {stats['images_per_s']:.0f} img/s"
+                + "".join(f" {k} {v:.2f}" for k, v in stats.items() if k.startswith("val_"))
+            )
+            self._save(epoch + 1, model, opt, sched)
+        self._model_file(model, "model.pt", epochs=cfg.epochs)
+        if info.enabled:
+            dist.barrier()
+        return TrainResult(model, self.history, self.best, self.out_dir)
+
+    def _validate(self, model: nn.Module, epoch: int) -> dict[str, Any]:
+        metrics: dict[str, Any] = {}
+        if self.dist.is_main:
+            was = model.training
+            model.eval()
+            with torch.no_grad():
+                metrics = {f"val_{k}": float(v) for k, v in self.validate_fn(model).items()}
+            model.train(was)
+            if self.select_metric is not None:
+                key = f"val_{self.select_metric}"
+                if key not in metrics:
+                    raise KeyError(f"validate_fn returned no {self.select_metric!r} (got {sorted(metrics)})")
+                if self.best is None or metrics[key] > self.best["value"]:
+                    self.best = {"epoch": epoch + 1, "metric": self.select_metric, "value": metrics[key]}
+                    self._model_file(model, "best.pt", epochs=epoch + 1, selection=self.best)
+        if self.dist.enabled:
+            box = [metrics, self.best]
+            dist.broadcast_object_list(box, src=0)
+            metrics, self.best = box
+        return metrics
+
+    def _epoch(self, net, model, epoch, sampler, opt, sched, criterion, amp, cl, steps) -> dict[str, Any]:
+        cfg, device = self.config, self.device
+        net.train()
+        loader = self._loader(epoch, sampler)
+        tot = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+        t0 = time.perf_counter()
+        bar = tqdm(
+            loader,
+            total=steps,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not (cfg.progress and self.dist.is_main),
+            dynamic_ncols=True,
+        )
+        for step, (x, y) in enumerate(bar):
+            y = y.to(device, non_blocking=True)
+            inputs = self.augmentation.on_device(x, device, cfg.jsd, cfg.num_splits)
+            if cl:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = net(inputs)
+            logits = logits.float()
+            b = y.shape[0]
+            if criterion is not None:
+                loss = criterion(logits, y)
+            else:
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                tot += torch.stack(
+                    [
+                        loss.detach().double() * b,
+                        (logits[:b].argmax(1) == y).sum().double(),
+                        torch.tensor(float(b), dtype=torch.float64, device=device),
+                    ]
+                )
+            if step % 20 == 0 and bar.disable is False:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            if self.on_step is not None:
+                self.on_step(self, epoch, step)
+        if self.dist.enabled:
+            dist.all_reduce(tot)
+        loss_sum, correct, count = tot.tolist()
+        dt = time.perf_counter() - t0
+        return {
+            "epoch": epoch + 1,
+            "loss": loss_sum / max(count, 1),
+            "train_accuracy": 100.0 * correct / max(count, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": dt,
+            "images_per_s": count / max(dt, 1e-9),
+        }
+
+
+def _compose(first: Callable | None, second: Callable) -> Callable:
+    return second if first is None else v2.Compose([first, second])
+
+
+def _guess_classes(model: nn.Module) -> int:
+    for m in reversed(list(model.modules())):
+        if isinstance(m, nn.Linear):
+            return m.out_features
+    raise ValueError("cannot tell the number of classes of the model: pass num_classes=")
+
+
+def write_run_config(out_dir: str | os.PathLike, config: dict[str, Any]) -> None:
+    """``config.json`` of a run directory (atomic)."""
+    write_json(Path(out_dir) / "config.json", config)

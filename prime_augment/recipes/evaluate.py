@@ -1,0 +1,638 @@
+"""``prime-augment evaluate``: clean and common-corruption accuracy of a trained model.
+
+Writes ``OUT/results.json`` (``clean_accuracy``, ``corruption_accuracy`` = mean over corruptions x
+severities in %, ``mce``, ``per_corruption`` = {name: [acc_s1..acc_s5]}, per-severity means, CE per
+corruption, the preprocessing, the corruption set, the BN adaptation and the environment),
+``OUT/results.md`` (per-corruption and per-severity tables) and two plots (``per_corruption.png``,
+``accuracy_vs_severity.png``).
+
+mCE, by ``--mce``:
+
+* ``unnormalised`` (CIFAR): ``100 - corruption_accuracy``; ``CE_c`` = mean error over severities;
+* ``alexnet`` (ImageNet): ``CE_c = sum_s E_s,c / sum_s E^AlexNet_s,c`` with the standard AlexNet errors,
+  mCE the mean over the 15 benchmark corruptions; relative CE uses ``E_s,c - E_clean`` on both sides;
+* ``baseline`` (ImageNet-100 and any dataset): the same ratios with a baseline model's results file
+  (``--baseline results.json``) in place of AlexNet.
+
+BN adaptation (``--bn-adapt``; Schneider et al. 2020, Eq. 5.7 of the method): every BatchNorm layer
+normalises with ``mu = (N mu_s + n mu_t) / (N + n)`` and ``var = (N var_s + n var_t) / (N + n)``,
+mixing the source (training) statistics with weight ``N`` (``--bn-prior``) and statistics of ``n``
+target images: ``single`` (``n = 1``, each test image alone), ``partial`` (``n = --bn-batch`` images
+of one corruption and severity at a time) and ``full`` (``n`` = all the images of that corruption and
+severity, estimated in a first pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ._common import environment, parse_with_config, resolve_device, table, write_json, write_text
+from .data import BENCHMARK_CORRUPTIONS, DATASETS, DataSpec, build_data, open_corruptions
+from .engine import MapDataset, to_float
+from .models import load_model
+
+__all__ = [
+    "ALEXNET_CLEAN_ERROR",
+    "ALEXNET_ERRORS",
+    "BN_MODES",
+    "MCE_MODES",
+    "MixedStatsBatchNorm",
+    "accuracy",
+    "adapt_bn",
+    "corruption_metrics",
+    "evaluate_model",
+    "evaluate_run",
+    "write_results",
+]
+
+#: AlexNet top-1 error on ImageNet-C, averaged over the 5 severities, per corruption — the normaliser
+#: of the ImageNet-C mCE (Hendrycks & Dietterich, ICLR 2019). Taken from the constants the benchmark's
+#: authors published with their code (github.com/hendrycks/robustness, as reproduced e.g. in
+#: google-research/augmix ``imagenet.py`` "Raw AlexNet errors taken from
+#: https://github.com/hendrycks/robustness" and in OpenMMLab mmcls's ``_get_ce_alexnet``).
+ALEXNET_ERRORS: dict[str, float] = {
+    "gaussian_noise": 0.886428,
+    "shot_noise": 0.894468,
+    "impulse_noise": 0.922640,
+    "defocus_blur": 0.819880,
+    "glass_blur": 0.826268,
+    "motion_blur": 0.785948,
+    "zoom_blur": 0.798360,
+    "snow": 0.866816,
+    "frost": 0.826572,
+    "fog": 0.819324,
+    "brightness": 0.564592,
+    "contrast": 0.853204,
+    "elastic_transform": 0.646056,
+    "pixelate": 0.717840,
+    "jpeg_compression": 0.606500,
+}
+#: AlexNet clean top-1 error on ImageNet (43.5 % in Hendrycks & Dietterich's Table 1, as printed there,
+#: rounded to 0.1 %); only the relative mCE uses it.
+ALEXNET_CLEAN_ERROR = 0.435
+
+MCE_MODES = ("auto", "unnormalised", "alexnet", "baseline")
+BN_MODES = ("none", "single", "partial", "full")
+
+EXAMPLE = """Example:
+  prime-augment evaluate --run runs/c10_prime --corruptions-dir ~/data/CIFAR-10-C --out runs/c10_prime/eval
+  prime-augment evaluate --run runs/in100 --dataset imagenet100 --data-dir ~/imagenet \\
+      --corruptions-dir ~/ImageNet-C --baseline runs/in100_standard/eval/results.json --out runs/in100/eval
+  ... --bn-adapt partial --bn-prior 16 --bn-batch 64      (test-time BN adaptation)
+"""
+
+
+# ---------------------------------------------------------------------------------------------- BN adaptation
+class MixedStatsBatchNorm(nn.Module):
+    """A BatchNorm2d that normalises with source statistics mixed with the input's (Eq. 5.7).
+
+    ``mu = (N mu_s + n mu_t) / (N + n)``, ``var = (N var_s + n var_t) / (N + n)``: ``per_sample``
+    takes the target statistics of each image alone (``n = 1``), otherwise of the whole batch
+    (``n`` = batch size); ``var_t`` is the biased variance over the pixels (and images).
+
+    Args:
+        bn: the trained layer (its running statistics are the source statistics ``mu_s``, ``var_s``).
+        prior: ``N >= 0``.
+        per_sample: single-image adaptation.
+    """
+
+    def __init__(self, bn: nn.BatchNorm2d, prior: float, per_sample: bool) -> None:
+        super().__init__()
+        if bn.running_mean is None:
+            raise ValueError("BN adaptation needs BatchNorm layers that track running statistics")
+        self.bn = bn
+        self.prior = float(prior)
+        self.per_sample = per_sample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        xf = x.float()
+        dims = (2, 3) if self.per_sample else (0, 2, 3)
+        var_t, mu_t = torch.var_mean(xf, dim=dims, correction=0)
+        n = 1.0 if self.per_sample else float(x.shape[0])
+        w = n / (self.prior + n)
+        mu = (1 - w) * bn.running_mean + w * mu_t
+        var = (1 - w) * bn.running_var + w * var_t
+        if self.per_sample:
+            mu, var = mu[:, :, None, None], var[:, :, None, None]
+        else:
+            mu, var = mu[None, :, None, None], var[None, :, None, None]
+        y = (xf - mu) * torch.rsqrt(var + bn.eps)
+        if bn.affine:
+            y = y * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
+        return y.to(x.dtype)
+
+
+def _swap_bn(model: nn.Module, make) -> nn.Module:
+    for name, child in model.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(model, name, make(child))
+        else:
+            _swap_bn(child, make)
+    return model
+
+
+def _count_bn(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def adapt_bn(
+    model: nn.Module,
+    mode: str,
+    prior: float = 16.0,
+    *,
+    target: Dataset | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    workers: int = 0,
+) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm layers adapt to the target domain (the input is untouched).
+
+    Args:
+        model: trained classifier.
+        mode: ``"none"`` (a plain copy), ``"single"``, ``"partial"`` (adapts to each evaluated batch) or
+            ``"full"`` (statistics of all of ``target`` mixed into the running statistics).
+        prior: ``N``, the weight of the source statistics.
+        target: the target images (``full`` only).
+        device, batch_size, workers: for the ``full`` statistics pass.
+
+    Returns:
+        The adapted copy, in eval mode.
+    """
+    if mode not in BN_MODES:
+        raise ValueError(f"--bn-adapt must be one of {BN_MODES}, got {mode!r}")
+    if not (prior >= 0 and math.isfinite(prior)):
+        raise ValueError(f"--bn-prior must be a finite number >= 0, got {prior!r}")
+    m = copy.deepcopy(model).eval()
+    if mode == "none":
+        return m
+    if _count_bn(m) == 0:
+        raise ValueError("--bn-adapt: the model has no BatchNorm2d layer")
+    if mode in ("single", "partial"):
+        return _swap_bn(m, lambda bn: MixedStatsBatchNorm(bn, prior, per_sample=mode == "single"))
+    if target is None:
+        raise ValueError("full BN adaptation needs the target images")
+    m = m.to(device)
+    sources = {}
+    for name, bn in m.named_modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            sources[name] = (bn.running_mean.clone(), bn.running_var.clone())
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the whole target set
+    m.train()
+    n = 0
+    with torch.no_grad():
+        for x, _ in DataLoader(target, batch_size=batch_size, num_workers=workers):
+            m(to_float(x.to(device)))
+            n += x.shape[0]
+    w = n / (prior + n)
+    for name, bn in m.named_modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            mu_s, var_s = sources[name]
+            bn.running_mean.mul_(w).add_((1 - w) * mu_s)
+            bn.running_var.mul_(w).add_((1 - w) * var_s)
+    return m.eval()
+
+
+# ---------------------------------------------------------------------------------------------- accuracy
+def accuracy(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    workers: int = 0,
+    amp: bool = True,
+    desc: str | None = None,
+    progress: bool = False,
+) -> float:
+    """Top-1 accuracy (%) of ``model`` on a dataset of ``(uint8 or float image, label)``."""
+    device = torch.device(device)
+    model.eval()
+    correct = total = 0
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    with (
+        torch.no_grad(),
+        torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"),
+    ):
+        for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
+            pred = model(to_float(x.to(device, non_blocking=True))).argmax(1).cpu()
+            correct += int((pred == y).sum())
+            total += int(y.shape[0])
+    if total == 0:
+        raise ValueError(f"{desc or 'dataset'}: no images to evaluate")
+    return 100.0 * correct / total
+
+
+def corruption_metrics(
+    clean_accuracy: float,
+    per_corruption: dict[str, list[float]],
+    *,
+    mode: str = "unnormalised",
+    baseline: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Corruption accuracy, per-severity means, CE per corruption, mCE and relative mCE.
+
+    Args:
+        clean_accuracy: in %.
+        per_corruption: ``{name: [acc_s1, ...]}`` in %.
+        mode: ``"unnormalised"``, ``"alexnet"`` or ``"baseline"`` (see the module docstring).
+        baseline: a baseline's results (``clean_accuracy`` and ``per_corruption``) for ``"baseline"``.
+
+    Returns:
+        A dict with ``corruption_accuracy``, ``per_severity``, ``per_corruption_mean``, ``ce``, ``mce``,
+        ``mce_normalisation`` and, when normalised, ``relative_ce`` and ``relative_mce`` (all in %).
+    """
+    if not per_corruption:
+        raise ValueError("no corruption results")
+    names = list(per_corruption)
+    accs = [per_corruption[c] for c in names]
+    n_sev = len(accs[0])
+    if any(len(a) != n_sev for a in accs):
+        raise ValueError("every corruption needs the same number of severities")
+    out: dict[str, Any] = {
+        "corruption_accuracy": sum(map(sum, accs)) / (len(accs) * n_sev),
+        "per_severity": [sum(a[s] for a in accs) / len(accs) for s in range(n_sev)],
+        "per_corruption_mean": {c: sum(a) / n_sev for c, a in zip(names, accs, strict=True)},
+        "mce_normalisation": mode,
+    }
+    err_clean = 100.0 - clean_accuracy
+    if mode == "unnormalised":
+        out["ce"] = {c: 100.0 - m for c, m in out["per_corruption_mean"].items()}
+        out["mce"] = 100.0 - out["corruption_accuracy"]
+        return out
+    if mode == "alexnet":
+        used = [c for c in names if c in ALEXNET_ERRORS]
+        if not used:
+            raise ValueError(
+                f"AlexNet normalisation needs ImageNet-C corruptions {BENCHMARK_CORRUPTIONS}, got {names}"
+            )
+        ref = {c: [100.0 * ALEXNET_ERRORS[c]] * n_sev for c in used}
+        ref_clean = 100.0 * ALEXNET_CLEAN_ERROR
+    elif mode == "baseline":
+        if not baseline or "per_corruption" not in baseline:
+            raise ValueError("baseline normalisation needs a baseline results file (--baseline results.json)")
+        used = [c for c in names if c in baseline["per_corruption"]]
+        missing = [c for c in names if c not in baseline["per_corruption"]]
+        if missing:
+            raise ValueError(f"the baseline results lack the corruptions {missing}")
+        ref = {c: [100.0 - a for a in baseline["per_corruption"][c]] for c in used}
+        if any(len(r) != n_sev for r in ref.values()):
+            raise ValueError("the baseline results have another number of severities")
+        ref_clean = 100.0 - float(baseline["clean_accuracy"])
+    else:
+        raise ValueError(f"mce mode must be one of {MCE_MODES[1:]}, got {mode!r}")
+    ce, rel = {}, {}
+    for c in used:
+        err = [100.0 - a for a in per_corruption[c]]
+        ce[c] = 100.0 * sum(err) / sum(ref[c])
+        denom = sum(r - ref_clean for r in ref[c])
+        rel[c] = 100.0 * sum(e - err_clean for e in err) / denom if denom else float("nan")
+    out.update(
+        ce=ce, mce=sum(ce.values()) / len(ce), relative_ce=rel, relative_mce=sum(rel.values()) / len(rel)
+    )
+    out["mce_corruptions"] = used
+    if mode == "alexnet" and len(used) < len(BENCHMARK_CORRUPTIONS):
+        out["mce_note"] = f"mCE over {len(used)} of the 15 ImageNet-C corruptions"
+    return out
+
+
+def evaluate_model(
+    model: nn.Module,
+    clean: Dataset | None,
+    corruptions,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    workers: int = 0,
+    bn_adapt: str = "none",
+    bn_prior: float = 16.0,
+    bn_batch: int = 64,
+    amp: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Clean accuracy and accuracy per corruption x severity (in %).
+
+    Args:
+        model: the classifier (not modified: BN adaptation works on copies).
+        clean: the clean test set of ``(image, label)`` (``None`` to skip).
+        corruptions: an opened corruption set (:func:`~prime_augment.recipes.data.open_corruptions`).
+        bn_adapt, bn_prior, bn_batch: BN adaptation mode, ``N`` and the ``partial`` batch size ``n``.
+
+    Returns:
+        ``{"clean_accuracy", "per_corruption": {name: [acc per severity]}, ...}``.
+    """
+    device = torch.device(device)
+    kw = {"device": device, "workers": workers, "amp": amp}
+    res: dict[str, Any] = {}
+    base = copy.deepcopy(model).to(device).eval()
+    if clean is not None:
+        res["clean_accuracy"] = accuracy(
+            base, clean, batch_size=batch_size, desc="clean", progress=progress, **kw
+        )
+    eval_bs = bn_batch if bn_adapt == "partial" else batch_size
+    fixed = None if bn_adapt == "full" else adapt_bn(base, bn_adapt, bn_prior).to(device)
+    if bn_adapt != "none" and clean is not None and fixed is not None:
+        res["clean_accuracy_adapted"] = accuracy(fixed, clean, batch_size=eval_bs, **kw)
+    per: dict[str, list[float]] = {}
+    bar = tqdm(
+        total=len(corruptions.corruptions) * len(corruptions.severities),
+        desc="corruptions",
+        disable=not progress,
+    )
+    for c in corruptions.corruptions:
+        per[c] = []
+        for s in corruptions.severities:
+            ds = corruptions.dataset(c, s)
+            m = fixed
+            if m is None:
+                m = adapt_bn(
+                    base, "full", bn_prior, target=ds, device=device, batch_size=batch_size, workers=workers
+                )
+            per[c].append(accuracy(m, ds, batch_size=eval_bs, **kw))
+            bar.set_postfix_str(f"{c} s{s}: {per[c][-1]:.1f}%")
+            bar.update()
+    bar.close()
+    res["per_corruption"] = per
+    res["severities"] = list(corruptions.severities)
+    res["corruptions"] = list(corruptions.corruptions)
+    if bn_adapt != "none":
+        res["bn_adaptation"] = {
+            "mode": bn_adapt,
+            "prior_N": bn_prior,
+            "n": {"single": 1, "partial": bn_batch, "full": "all images of each corruption and severity"}[
+                bn_adapt
+            ],
+        }
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+def _markdown(res: dict[str, Any]) -> str:
+    sev = res["severities"]
+    norm = res["mce_normalisation"]
+    lines = [
+        "# Common-corruption evaluation",
+        "",
+        f"- model: `{res['model'].get('path')}` ({res['model'].get('arch')})",
+        f"- corruption set: {res['corruption_set']}",
+        f"- device: {res['environment'].get('device')} ({res['environment'].get('device_name')}), "
+        f"date {res['environment'].get('date')}",
+    ]
+    if "bn_adaptation" in res:
+        b = res["bn_adaptation"]
+        lines.append(f"- BN adaptation: {b['mode']} (N = {b['prior_N']}, n = {b['n']})")
+    lines += ["", "## Summary", ""]
+    rows = [
+        ["clean accuracy (%)", res["clean_accuracy"]],
+        ["corruption accuracy (%)", res["corruption_accuracy"]],
+        [f"mCE (%, {norm})", res["mce"]],
+    ]
+    if "relative_mce" in res:
+        rows.append([f"relative mCE (%, {norm})", res["relative_mce"]])
+    if "clean_accuracy_adapted" in res:
+        rows.append(["clean accuracy with BN adaptation (%)", res["clean_accuracy_adapted"]])
+    lines += [table(rows, ["metric", "value"]), "", "## Accuracy (%) per corruption and severity", ""]
+    header = ["corruption", *(f"s{s}" for s in sev), "mean", "CE"]
+    prow = [
+        [c, *accs, res["per_corruption_mean"][c], res["ce"].get(c, float("nan"))]
+        for c, accs in res["per_corruption"].items()
+    ]
+    prow.append(["**mean**", *res["per_severity"], res["corruption_accuracy"], res["mce"]])
+    lines += [table(prow, header), "", "## Accuracy (%) per severity (mean over corruptions)", ""]
+    lines += [
+        table([[f"s{s}", a] for s, a in zip(sev, res["per_severity"], strict=True)], ["severity", "accuracy"])
+    ]
+    lines += ["", "## Preprocessing", ""]
+    lines += [f"- {k}: {v}" for k, v in res.get("preprocessing", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(res: dict[str, Any], out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        print("matplotlib is missing: no plots (pip install 'prime-augment[recipes]')", file=sys.stderr)
+        return []
+    names = list(res["per_corruption"])
+    means = [res["per_corruption_mean"][c] for c in names]
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4), layout="constrained")
+    ax.bar(range(len(names)), means, color="tab:blue")
+    ax.axhline(res["clean_accuracy"], color="k", ls="--", lw=1, label=f"clean {res['clean_accuracy']:.1f}%")
+    ax.axhline(
+        res["corruption_accuracy"],
+        color="tab:red",
+        ls=":",
+        lw=1,
+        label=f"mean corrupted {res['corruption_accuracy']:.1f}%",
+    )
+    ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=60, ha="right")
+    ax.set_ylabel("accuracy (%) over severities")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.savefig(out / "per_corruption.png", dpi=120)
+    plt.close(fig)
+    sev = res["severities"]
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for c in names:
+        ax.plot(sev, res["per_corruption"][c], lw=0.8, alpha=0.6)
+    ax.plot([0, *sev], [res["clean_accuracy"], *res["per_severity"]], "k-o", lw=2, label="mean")
+    ax.set_xticks([0, *sev], ["clean", *map(str, sev)])
+    ax.set_xlabel("severity")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    fig.savefig(out / "accuracy_vs_severity.png", dpi=120)
+    plt.close(fig)
+    return ["per_corruption.png", "accuracy_vs_severity.png"]
+
+
+def write_results(out_dir: str | os.PathLike, res: dict[str, Any]) -> Path:
+    """``results.json``, ``results.md`` and the plots into ``out_dir``; returns the JSON path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    res["plots"] = _plots(res, out)
+    write_json(out / "results.json", res)
+    write_text(out / "results.md", _markdown(res))
+    return out / "results.json"
+
+
+def _default_mce(spec: DataSpec, baseline: dict | None) -> str:
+    if baseline is not None:
+        return "baseline"
+    return "alexnet" if spec.name == "imagenet" else "unnormalised"
+
+
+def evaluate_run(
+    run: str | os.PathLike,
+    spec: DataSpec,
+    corruptions_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    workers: int = 0,
+    baseline: str | os.PathLike | None = None,
+    mce: str = "auto",
+    corruption_names: Sequence[str] | None = None,
+    bn_adapt: str = "none",
+    bn_prior: float = 16.0,
+    bn_batch: int = 64,
+    amp: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the model of a run directory (or a ``model.pt``) and write the results into ``out_dir``."""
+    if mce not in MCE_MODES:
+        raise ValueError(f"--mce must be one of {MCE_MODES}, got {mce!r}")
+    model, meta = load_model(run)
+    if meta["num_classes"] != spec.num_classes:
+        raise ValueError(f"the model has {meta['num_classes']} classes, the dataset {spec.num_classes}")
+    base_res = None
+    if baseline is not None:
+        try:
+            base_res = json.loads(Path(baseline).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--baseline {baseline}: cannot read a results.json ({e})") from e
+    cset = open_corruptions(corruptions_dir, spec, corruptions=corruption_names)
+    clean = MapDataset(spec.val, spec.eval_transform)
+    res = evaluate_model(
+        model,
+        clean,
+        cset,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        bn_adapt=bn_adapt,
+        bn_prior=bn_prior,
+        bn_batch=bn_batch,
+        amp=amp,
+        progress=progress,
+    )
+    mode = _default_mce(spec, base_res) if mce == "auto" else mce
+    res.update(corruption_metrics(res["clean_accuracy"], res["per_corruption"], mode=mode, baseline=base_res))
+    pre = dict(spec.preprocessing)
+    if cset.layout == "npy":
+        pre["corrupted"] = "as stored (uint8 arrays)" + (
+            f", resized to {spec.image_size}px" if cset.transform is not None else ""
+        )
+    else:
+        pre["corrupted"] = (
+            f"CenterCrop({spec.image_size}) of the stored images" if spec.family == "large" else pre["eval"]
+        )
+    res.update(
+        preprocessing=pre,
+        corruption_set=cset.describe(),
+        model={"path": str(run), **{k: meta[k] for k in ("arch", "num_classes", "mean", "std") if k in meta}},
+        clean_set=f"{spec.name} validation/test split, {len(spec.val)} images",
+        baseline=str(baseline) if baseline else None,
+        environment=environment(device),
+    )
+    write_results(out_dir, res)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="prime-augment evaluate",
+        description=__doc__,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="YAML file of option defaults")
+    p.add_argument("--run", required=True, help="run directory (or model.pt) of prime-augment train")
+    p.add_argument("--dataset", choices=DATASETS, help="default: the run's")
+    p.add_argument("--data-dir", help="default: the run's")
+    p.add_argument("--class-list", help="class list file (default: the run's)")
+    p.add_argument("--val-subset", type=int, help="evaluate the clean accuracy on a random subset")
+    p.add_argument("--corruptions-dir", required=True, help="CIFAR-10-C format folder or ImageNet-C layout")
+    p.add_argument("--corruptions", help="comma-separated subset of the corruptions (default: all found)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--mce",
+        choices=MCE_MODES,
+        default="auto",
+        help="auto: alexnet for imagenet, baseline with --baseline, unnormalised otherwise",
+    )
+    p.add_argument("--baseline", help="results.json of a baseline model (normalises the mCE; IN-100)")
+    p.add_argument("--bn-adapt", choices=BN_MODES, default="none", help="test-time BN adaptation")
+    p.add_argument("--bn-prior", type=float, default=16.0, help="N: weight of the source statistics")
+    p.add_argument("--bn-batch", type=int, default=64, help="n for --bn-adapt partial")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_with_config(build_parser(), argv)
+    device = resolve_device(args.device)
+    try:
+        _, meta = load_model(args.run)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"prime-augment evaluate: --run {args.run}: {e}") from e
+    ds = meta.get("dataset") or {}
+    dataset = args.dataset or ds.get("name")
+    data_dir = args.data_dir or ds.get("data_dir")
+    if not dataset or not data_dir:
+        raise SystemExit(
+            "prime-augment evaluate: pass --dataset and --data-dir (the model file does not record them)"
+        )
+    if args.bn_batch < 1:
+        raise SystemExit(f"--bn-batch must be >= 1, got {args.bn_batch}")
+    try:
+        spec = build_data(
+            dataset,
+            data_dir,
+            image_size=ds.get("image_size"),
+            family=ds.get("family"),
+            class_list=args.class_list or ds.get("class_list"),
+            val_subset=args.val_subset,
+        )
+        names = [c.strip() for c in args.corruptions.split(",")] if args.corruptions else None
+        res = evaluate_run(
+            args.run,
+            spec,
+            args.corruptions_dir,
+            args.out,
+            device=device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            baseline=args.baseline,
+            mce=args.mce,
+            corruption_names=names,
+            bn_adapt=args.bn_adapt,
+            bn_prior=args.bn_prior,
+            bn_batch=args.bn_batch,
+            amp=not args.no_amp,
+            progress=not args.no_progress,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"prime-augment evaluate: {e}") from e
+    print(
+        f"clean {res['clean_accuracy']:.2f}%  corruption {res['corruption_accuracy']:.2f}%  "
+        f"mCE {res['mce']:.2f} ({res['mce_normalisation']})  -> {Path(args.out) / 'results.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""``prime-augment train``: train a classifier with PRIME, AugMix or no augmentation.
+
+The run directory (``--out``) receives ``config.json`` (the resolved options, versions, device),
+``checkpoint.pt`` (atomic, every epoch; ``--resume`` continues a killed run with the same results),
+``train.log`` and ``log.jsonl`` (per-epoch metrics), the final ``model.pt`` and, with
+``--corruptions-dir``, the evaluation (``eval/results.json``, ``results.md``, plots).
+Multi-GPU: ``torchrun --nproc_per_node N -m prime_augment train ...`` (``--batch-size`` is global).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..presets import PRESETS
+from ..prime import PRIME, PRIMITIVES
+from ._common import environment, parse_with_config, resolve_device
+from .data import DATASETS, DataSpec, build_data
+from .engine import (
+    PLACEMENTS,
+    SCHEDULES,
+    Augmentation,
+    TrainConfig,
+    Trainer,
+    seed_everything,
+    write_run_config,
+)
+from .models import ARCHS, build_model
+
+EXAMPLE = """Example (CIFAR-10, ResNet-18, PRIME on the GPU batch, evaluated on a CIFAR-10-C folder):
+  prime-augment train --dataset cifar10 --data-dir ~/data --download --arch cifar_resnet18 \\
+      --augment prime --epochs 30 --device cuda --out runs/c10_prime --corruptions-dir ~/data/CIFAR-10-C
+Resume a killed run: the same command with --resume.  Numpy arrays: --dataset numpy --data-dir DIR
+({train,test}_{images,labels}.npy).  Ablation: --primitives spectral,spatial.
+Offline PRIME (k pre-generated copies per image): --offline-copies 10.
+"""
+
+#: defaults by task: (lr, weight decay, batch, one-cycle warm-up fraction, grad clip), from the method's code
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "small": {"lr": 0.2, "weight_decay": 5e-4, "batch_size": 128, "pct_start": 0.25, "grad_clip": 0.5},
+    "imagenet100": {"lr": 0.2, "weight_decay": 1e-4, "batch_size": 256, "pct_start": 0.25, "grad_clip": 0.5},
+    "imagenet": {"lr": 0.01, "weight_decay": 1e-4, "batch_size": 256, "pct_start": 0.1, "grad_clip": 0.0},
+    "large": {"lr": 0.1, "weight_decay": 1e-4, "batch_size": 256, "pct_start": 0.25, "grad_clip": 0.0},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="prime-augment train",
+        description=__doc__,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="YAML file of option defaults (command-line values win)")
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", required=True, choices=DATASETS)
+    d.add_argument("--data-dir", required=True, help="dataset root (see --help of the data layouts above)")
+    d.add_argument("--download", action="store_true", help="download CIFAR-10/100 if missing")
+    d.add_argument(
+        "--class-list", help="file of class folder names (overrides the packaged ImageNet-100 list)"
+    )
+    d.add_argument("--image-size", type=int, help="model input size (default: 32 CIFAR, 224 ImageNet)")
+    d.add_argument("--train-subset", type=int, help="train on a random subset of that many images")
+    d.add_argument("--val-subset", type=int, help="evaluate on a random subset of that many images")
+    d.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers")
+    m = p.add_argument_group("model")
+    m.add_argument(
+        "--arch", choices=ARCHS, help="default: cifar_resnet18 (32 px), resnet18 (IN-100), resnet50"
+    )
+    m.add_argument(
+        "--weights",
+        help="local weights to fine-tune from: a prime-augment model.pt or a torchvision state dict",
+    )
+    a = p.add_argument_group("augmentation")
+    a.add_argument("--augment", choices=("none", "augmix", "prime"), default="none")
+    a.add_argument("--jsd", action="store_true", help="add the JSD consistency loss (3 views, lambda 12)")
+    a.add_argument("--jsd-weight", type=float, default=12.0)
+    a.add_argument("--primitives", default="spectral,spatial,color", help="PRIME primitives (ablation)")
+    a.add_argument("--preset", choices=tuple(PRESETS), help="PRIME preset (default: the dataset's)")
+    a.add_argument(
+        "--strength", type=float, default=1.0, help="PRIME strength multiplier (the method's alpha)"
+    )
+    a.add_argument(
+        "--augment-on",
+        choices=PLACEMENTS,
+        default="auto",
+        help="auto: PRIME on the GPU batch with CUDA, in the DataLoader workers otherwise",
+    )
+    a.add_argument(
+        "--offline-copies",
+        type=int,
+        default=0,
+        help="k > 0: pre-generate k PRIME copies per image and draw among them (array datasets)",
+    )
+    a.add_argument("--augmix-severity", type=int, default=3)
+    o = p.add_argument_group("optimisation (defaults by task: the method's code)")
+    o.add_argument("--epochs", type=int, required=True)
+    o.add_argument("--batch-size", type=int, help="global batch (default 128 CIFAR, 256 ImageNet)")
+    o.add_argument("--lr", type=float, help="peak LR (default 0.2 CIFAR / IN-100, 0.01 ImageNet fine-tuning)")
+    o.add_argument("--weight-decay", type=float, help="default 5e-4 CIFAR, 1e-4 ImageNet")
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--schedule", choices=SCHEDULES, default="onecycle")
+    o.add_argument("--pct-start", type=float, help="one-cycle warm-up fraction (0.25; ImageNet 0.1)")
+    o.add_argument("--warmup-epochs", type=float, default=0.0, help="warm-up of the linear schedule")
+    o.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (0.5; ImageNet off)")
+    o.add_argument("--label-smoothing", type=float, default=0.0)
+    o.add_argument("--seed", type=int, default=0)
+    s = p.add_argument_group("system")
+    s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    s.add_argument("--out", required=True, help="run directory")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    s.add_argument("--no-channels-last", action="store_true")
+    s.add_argument("--compile", action="store_true", help="torch.compile the model")
+    s.add_argument(
+        "--deterministic", action="store_true", help="deterministic kernels (exact resume on CUDA)"
+    )
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e = p.add_argument_group("evaluation after training")
+    e.add_argument("--corruptions-dir", help="evaluate on this corruption set into RUN_DIR/eval")
+    e.add_argument("--eval-batch-size", type=int, default=256)
+    e.add_argument("--mce-baseline", help="results.json of a baseline run to normalise the mCE by (IN-100)")
+    return p
+
+
+def task_of(spec: DataSpec) -> str:
+    if spec.name in ("imagenet", "imagenet100"):
+        return spec.name
+    return spec.family
+
+
+def default_arch(spec: DataSpec) -> str:
+    if spec.family == "small":
+        return "cifar_resnet18"
+    return "resnet18" if spec.name in ("imagenet100", "folder") else "resnet50"
+
+
+def default_preset(spec: DataSpec) -> str:
+    if spec.name in PRESETS:
+        return spec.name
+    return "cifar10" if spec.family == "small" else "imagenet"
+
+
+def parse_primitives(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in PRIMITIVES]
+    if not names or bad:
+        raise SystemExit(f"--primitives {text!r}: expected a comma-separated subset of {tuple(PRIMITIVES)}")
+    return names
+
+
+def load_weights(model: torch.nn.Module, path: str) -> None:
+    """Load a prime-augment model file or a torchvision state dict (the classifier layer may differ)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise SystemExit(f"--weights {path}: cannot load ({e})") from e
+    net = model.net
+    if isinstance(obj, dict) and obj.get("format") == "prime-augment-model/1":
+        state = {k.removeprefix("1."): v for k, v in obj["state_dict"].items() if k.startswith("1.")}
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = dict(obj)
+    else:
+        raise SystemExit(f"--weights {path}: expected a prime-augment model file or a state dict")
+    own = net.state_dict()
+    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    state = {k: v for k, v in state.items() if k not in skipped}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if k not in skipped]:
+        raise SystemExit(
+            f"--weights {path}: does not fit the architecture "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    if skipped:
+        print(f"--weights: re-initialised {skipped} (shape differs: new number of classes)", file=sys.stderr)
+
+
+def resolve(args: argparse.Namespace, spec: DataSpec) -> dict[str, Any]:
+    """Fill in the task defaults; the returned dict is the run's resolved config."""
+    task = task_of(spec)
+    defaults = TASK_DEFAULTS[task]
+    cfg = vars(args).copy()
+    for k, v in defaults.items():
+        if cfg.get(k) is None:
+            cfg[k] = v
+    cfg["arch"] = cfg["arch"] or default_arch(spec)
+    cfg["preset"] = cfg["preset"] or default_preset(spec)
+    cfg["task"] = task
+    cfg["primitives"] = list(parse_primitives(cfg["primitives"]))
+    if cfg["offline_copies"] < 0:
+        raise SystemExit(f"--offline-copies must be >= 0, got {cfg['offline_copies']}")
+    if cfg["offline_copies"] and cfg["augment"] != "prime":
+        raise SystemExit("--offline-copies needs --augment prime")
+    if cfg["jsd"] and cfg["augment"] == "none":
+        raise SystemExit("--jsd needs --augment augmix or prime")
+    if cfg["epochs"] < 1:
+        raise SystemExit(f"--epochs must be >= 1, got {cfg['epochs']}")
+    if task == "imagenet" and not cfg["weights"]:
+        print(
+            "note: the method fine-tunes ImageNet models from pretrained weights (--weights FILE)",
+            file=sys.stderr,
+        )
+    return cfg
+
+
+def make_prime(cfg: dict[str, Any]) -> PRIME:
+    return PRIME.from_preset(cfg["preset"], primitives=tuple(cfg["primitives"]), strength=cfg["strength"])
+
+
+def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
+    """Train (and evaluate) with a resolved config; returns the run directory."""
+    out = Path(cfg["out"])
+    seed_everything(cfg["seed"])
+    model = build_model(cfg["arch"], spec.num_classes, mean=spec.mean, std=spec.std)
+    if cfg["weights"]:
+        load_weights(model, cfg["weights"])
+    config = TrainConfig(
+        epochs=cfg["epochs"],
+        batch_size=cfg["batch_size"],
+        lr=cfg["lr"],
+        momentum=cfg["momentum"],
+        weight_decay=cfg["weight_decay"],
+        schedule=cfg["schedule"],
+        pct_start=cfg["pct_start"],
+        warmup_epochs=cfg["warmup_epochs"],
+        grad_clip=cfg["grad_clip"] or None,
+        label_smoothing=cfg["label_smoothing"],
+        jsd=cfg["jsd"],
+        jsd_weight=cfg["jsd_weight"],
+        seed=cfg["seed"],
+        workers=cfg["workers"],
+        amp=not cfg["no_amp"],
+        channels_last=not cfg["no_channels_last"],
+        compile=cfg["compile"],
+        deterministic=cfg["deterministic"],
+        progress=not cfg["no_progress"],
+    )
+    train_set, transform = spec.train, spec.train_transform
+    if cfg["offline_copies"]:
+        from .offline import OfflineDataset, generate_copies
+
+        rank = int(os.environ.get("RANK", "0"))
+        copies_path = out / f"offline_k{cfg['offline_copies']}.npy"
+        if rank == 0:
+            generate_copies(
+                spec.train,
+                make_prime(cfg),
+                cfg["offline_copies"],
+                copies_path,
+                seed=cfg["seed"],
+                device=device,
+                progress=not cfg["no_progress"],
+            )
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        import numpy as np
+
+        copies = np.load(copies_path, mmap_mode="r")
+        train_set = OfflineDataset(spec.train, copies, views=3 if cfg["jsd"] else 1)
+        aug = Augmentation("offline")
+    elif cfg["augment"] == "prime":
+        aug = Augmentation("prime", prime=make_prime(cfg), placement=cfg["augment_on"])
+    else:
+        aug = Augmentation(
+            cfg["augment"], placement=cfg["augment_on"], augmix_severity=cfg["augmix_severity"]
+        )
+    record = {
+        "dataset": {
+            "name": spec.name,
+            "data_dir": str(cfg["data_dir"]),
+            "image_size": spec.image_size,
+            "family": spec.family,
+            "classes": spec.classes,
+            "class_list": cfg["class_list"],
+        },
+        "augment": cfg["augment"],
+        "jsd": cfg["jsd"],
+    }
+    trainer = Trainer(
+        model,
+        train_set,
+        transform,
+        config,
+        aug,
+        device=device,
+        out_dir=out,
+        arch=cfg["arch"],
+        num_classes=spec.num_classes,
+        record=record,
+    )
+    trainer.fit(resume=cfg["resume"])
+    if cfg["corruptions_dir"] and trainer.dist.is_main:
+        from .evaluate import evaluate_run
+
+        evaluate_run(
+            out,
+            spec,
+            cfg["corruptions_dir"],
+            out / "eval",
+            device=trainer.device,
+            batch_size=cfg["eval_batch_size"],
+            workers=cfg["workers"],
+            baseline=cfg["mce_baseline"],
+            progress=not cfg["no_progress"],
+        )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_with_config(build_parser(), argv)
+    device = resolve_device(args.device)
+    try:
+        spec = build_data(
+            args.dataset,
+            args.data_dir,
+            download=args.download,
+            image_size=args.image_size,
+            class_list=args.class_list,
+            train_subset=args.train_subset,
+            val_subset=args.val_subset,
+            subset_seed=args.seed,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"prime-augment train: {e}") from e
+    cfg = resolve(args, spec)
+    out = Path(cfg["out"])
+    if int(os.environ.get("RANK", "0")) == 0:
+        cfg_file = out / "config.json"
+        if cfg_file.exists() and not cfg["resume"] and (out / "checkpoint.pt").exists():
+            raise SystemExit(f"{out} already holds a run: pass --resume, or choose another --out")
+        write_run_config(
+            out, {"options": cfg, "preprocessing": spec.preprocessing, "environment": environment(device)}
+        )
+    run(cfg, spec, device)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
