@@ -35,6 +35,7 @@ import math
 import os
 import sys
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -293,7 +294,9 @@ def load_imagecorruptions():
             import scipy.ndimage
 
             sys.modules["scipy.ndimage.interpolation"] = scipy.ndimage
-        ic = importlib.import_module("imagecorruptions")
+        with warnings.catch_warnings():  # its own deprecated scipy import path
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ic = importlib.import_module("imagecorruptions")
         mod = importlib.import_module("imagecorruptions.corruptions")
         mod.np = _NumpyShim()
         mod.gaussian = _gaussian_shim(mod.gaussian)

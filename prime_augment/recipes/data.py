@@ -48,6 +48,7 @@ __all__ = [
     "ArrayDataset",
     "DataSpec",
     "FolderCorruptions",
+    "MapDataset",
     "NpyCorruptions",
     "build_data",
     "imagenet100_wnids",
@@ -575,14 +576,16 @@ class FolderCorruptions:
         if not classes:
             raise FileNotFoundError(f"corruption set: {d} holds none of the model's class folders")
         ds = _ImageFiles(_find_images(d, classes, "corruption set"))
-        return _Transformed(ds, self.transform)
+        return MapDataset(ds, self.transform)
 
     def describe(self) -> str:
         n = len(self.corruptions)
         return f"ImageNet-C layout at {self.root}: {n} corruptions x severities {self._severities}"
 
 
-class _Transformed(Dataset):
+class MapDataset(Dataset):
+    """``(transform(x), y)`` over a dataset of ``(x, y)`` (``transform=None``: unchanged)."""
+
     def __init__(self, base: Dataset, transform: Callable | None) -> None:
         self.base, self.transform = base, transform
 

@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 from ..losses import JSDLoss, JSDViews, jsd_views
 from ..prime import PRIME
 from ._common import atomic_torch_save, write_json, write_text
+from .data import MapDataset
 from .models import model_record, unwrap
 
 __all__ = [
@@ -351,22 +352,16 @@ class Augmentation:
         if self.kind == "augmix":
             out.update(augmix_severity=self.augmix_severity, augmix_all_ops=self.augmix_all_ops)
         if self.kind == "prime":
-            out["prime"] = repr(self.prime)
+            p = self.prime
+            out["prime"] = {
+                "primitives": list(p.primitives),
+                "strength": p.strength,
+                "width": p.width,
+                "depth": p.depth,
+                "alpha": p.alpha,
+                "beta": p.beta,
+            }
         return out
-
-
-class MapDataset(Dataset):
-    """``(transform(x), y)`` over a dataset of ``(x, y)``."""
-
-    def __init__(self, base: Dataset, transform: Callable | None) -> None:
-        self.base, self.transform = base, transform
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int):
-        x, y = self.base[i]
-        return (self.transform(x) if self.transform is not None else x), y
 
 
 # ---------------------------------------------------------------------------------------------- optimisation
@@ -386,11 +381,13 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """The per-step LR schedule of ``config.schedule`` over ``epochs * steps_per_epoch`` steps."""
     total = max(1, config.epochs * steps_per_epoch)
-    if config.schedule == "onecycle":
+    if config.schedule == "onecycle" and total >= 4:
+        # at least two warm-up steps (OneCycleLR divides by the phase lengths)
+        pct = min(0.5, max(config.pct_start, 2.0 / total))
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=config.pct_start
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=pct
         )
-    if config.schedule == "constant":
+    if config.schedule in ("constant", "onecycle"):  # a one-cycle of < 4 steps degenerates to constant
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     warm = round(config.warmup_epochs * steps_per_epoch)
 

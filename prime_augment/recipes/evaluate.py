@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ._common import environment, parse_with_config, resolve_device, table, write_json, write_text
-from .data import BENCHMARK_CORRUPTIONS, DATASETS, DataSpec, build_data, open_corruptions
-from .engine import MapDataset, to_float
+from .data import BENCHMARK_CORRUPTIONS, DATASETS, DataSpec, MapDataset, build_data, open_corruptions
+from .engine import to_float
 from .models import load_model
 
 __all__ = [

@@ -83,7 +83,7 @@ def generate_copies(
     with torch.no_grad():
         for copy in range(k):
             for start in range(0, n, batch_size):
-                a = np.asarray(images[start : start + batch_size])
+                a = np.array(images[start : start + batch_size], copy=True)
                 if c == 1:
                     a = np.repeat(a, 3, axis=-1)
                 x = torch.from_numpy(a).to(device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -125,7 +125,7 @@ class OfflineDataset(Dataset):
         return len(self.base)
 
     def _copy(self, j: int, i: int) -> tv_tensors.Image:
-        return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(self.copies[j, i])).permute(2, 0, 1))
+        return tv_tensors.Image(torch.from_numpy(np.array(self.copies[j, i], copy=True)).permute(2, 0, 1))
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         k = self.copies.shape[0]
