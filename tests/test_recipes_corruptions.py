@@ -12,6 +12,10 @@ from prime_augment.recipes import corruptions, sweep
 from prime_augment.recipes.corruptions import BUILTIN_CORRUPTIONS, apply_corruption, load_imagecorruptions
 from prime_augment.recipes.data import NpyCorruptions
 
+needs_imagecorruptions = pytest.mark.skipif(
+    load_imagecorruptions() is None, reason="the optional imagecorruptions package is not usable"
+)
+
 
 def _arrays(tmp_path, n=6, size=32):
     x, y = class_images(n, size, 3, 0)
@@ -111,6 +115,26 @@ def test_imagecorruptions_backend_with_shims(tmp_path):
         y = apply_corruption(x, name, 3, backend="imagecorruptions", seed=4)
         assert y.shape == x.shape and y.dtype == np.uint8 and not np.array_equal(x, y), name
         assert np.array_equal(y, apply_corruption(x, name, 3, backend="imagecorruptions", seed=4)), name
+
+
+@needs_imagecorruptions
+def test_cifar10c_backend(tmp_path):
+    x, y = class_images(3, 32, 3, 5)
+    for name in ("glass_blur", "motion_blur", "snow", "frost", "fog", "elastic_transform", "contrast"):
+        for sev in (1, 5):
+            out = apply_corruption(x, name, sev, backend="cifar10c", seed=2)
+            assert out.shape == x.shape and out.dtype == np.uint8 and not np.array_equal(out, x), (name, sev)
+            assert np.array_equal(out, apply_corruption(x, name, sev, backend="cifar10c", seed=2)), name
+    # the CIFAR-10-C parameters are milder than ImageNet-C's on 32 px images
+    c10 = apply_corruption(x, "gaussian_noise", 3, backend="cifar10c").astype(float)
+    inet = apply_corruption(x, "gaussian_noise", 3, backend="imagecorruptions").astype(float)
+    assert np.abs(c10 - x).mean() < np.abs(inet - x).mean()
+    np.save(tmp_path / "test_images.npy", x)
+    np.save(tmp_path / "test_labels.npy", y)
+    corruptions.main(["--input", str(tmp_path / "test_images.npy"), "--out", str(tmp_path / "c"),
+                      "--corruptions", "fog,snow", "--no-progress"])  # auto: cifar10c for 32 px images
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    assert meta["backend"] == "cifar10c" and "make_cifar_c" in meta["parameters"]
 
 
 def test_strength_sweep(tmp_path):
