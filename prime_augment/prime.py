@@ -222,23 +222,39 @@ class PRIME(v2.Transform):
         weights = _sampling.dirichlet_ones((nb,), n, generator=g, device=device)
         mix = _sampling.beta((nb,), self.alpha, self.beta, generator=g, device=device)
         ops = self._sample_ops(n * nb, g)  # (depth, n * nb), chain-major, on the draw device
+        n_ops = len(self.ops)
         expand = torch.arange(b, device=ops.device) if nb != b else None
+        # one bincount and one sort for all steps; then one parameter draw per primitive for all of
+        # its uses in the call, sliced per step (draws are per image, so this is the same law)
+        counts = torch.bincount(
+            (ops + (n_ops + 1) * torch.arange(self.depth, device=ops.device)[:, None]).flatten(),
+            minlength=self.depth * (n_ops + 1),
+        ).view(self.depth, n_ops + 1)
+        order = torch.argsort(ops, dim=1, stable=True)
+        counts_list = counts.tolist()
+        totals = [sum(col) for col in zip(*counts_list, strict=True)]
+        draws = {
+            op_id: self.ops[op_id - 1].sample(
+                totals[op_id], channels, height, width, device=device,
+                generator=g if g is not None else self.ops[op_id - 1].generator,
+            )
+            for op_id in range(1, n_ops + 1)
+            if totals[op_id] > 0
+        }
+        used = dict.fromkeys(draws, 0)
         steps: list[dict[int, dict[str, Any]]] = []
         for d in range(self.depth):
-            row = ops[d]
-            counts = torch.bincount(row, minlength=len(self.ops) + 1).tolist()
-            order = torch.argsort(row, stable=True)
             step: dict[int, dict[str, Any]] = {}
-            offset = counts[0]
-            for op_id in range(1, len(self.ops) + 1):
-                k = counts[op_id]
+            offset = counts_list[d][0]
+            for op_id in range(1, n_ops + 1):
+                k = counts_list[d][op_id]
                 if k == 0:
                     continue
-                sel = order[offset : offset + k]
+                sel = order[d, offset : offset + k]
                 offset += k
-                prim = self.ops[op_id - 1]
-                pg = g if g is not None else prim.generator
-                prm = prim.sample(k, channels, height, width, device=device, generator=pg)
+                u = used[op_id]
+                prm = {key: v[u : u + k] for key, v in draws[op_id].items()}
+                used[op_id] = u + k
                 if expand is not None:  # same_on_batch: chain c's draw serves all B images of chain c
                     sel = (sel[:, None] * b + expand[None, :]).reshape(-1)
                     prm = {key: v.repeat_interleave(b, dim=0) for key, v in prm.items()}

@@ -194,6 +194,24 @@ def _alias_table(n: int, cut_max: int) -> tuple[torch.Tensor, torch.Tensor]:
     return freqs, valid
 
 
+@functools.lru_cache(maxsize=32)
+def _fold_tables(height: int, width: int, cut_max: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per folded frequency ``(i', j')``: the sorted squared radii ``i^2 + j^2`` of the frequencies that
+    fold onto it, ``(M, A)``, and the cumulative sums of their ``1 / (i^2 + j^2)``, ``(M, A + 1)``.
+
+    Radii are integers below 2**24, so float32 holds them (and compares them with ``c^2``) exactly.
+    """
+    fy, vy = _alias_table(height, cut_max)
+    fx, vx = _alias_table(width, cut_max)
+    r2 = fy[:, None, :, None] ** 2 + fx[None, :, None, :] ** 2  # (Ky, Kx, Ay, Ax)
+    valid = vy[:, None, :, None] & vx[None, :, None, :]
+    r2 = torch.where(valid, r2, torch.inf).flatten(0, 1).flatten(1)  # (M, A)
+    r2, _ = torch.sort(r2, dim=1)
+    inv = torch.where(torch.isfinite(r2), 1.0 / r2, 0.0)
+    cum = torch.cat((torch.zeros(r2.shape[0], 1, dtype=r2.dtype), inv.cumsum(1)), dim=1)
+    return r2.to(device=device, dtype=torch.float32), cum.to(device=device, dtype=torch.float32)
+
+
 def folded_variance_weights(cut: torch.Tensor, height: int, width: int, cut_max: int) -> torch.Tensor:
     """Per-image variance weights of the folded coefficients.
 
@@ -202,20 +220,20 @@ def folded_variance_weights(cut: torch.Tensor, height: int, width: int, cut_max:
     :func:`_alias_table`). A field with coefficients ``N(0, T W)`` on the folded frequencies has exactly
     the law, on the pixel grid, of the field with coefficients ``N(0, T / (i^2 + j^2))`` on all
     frequencies of the disk, with at most ``(H - 2) x (W - 2)`` coefficients however large the cut.
+    Computed with one ``searchsorted`` over cached per-frequency tables (no loop, no host sync).
+
+    Returns:
+        ``(B, Ky, Kx)`` float32 weights, ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)``.
     """
-    fy, vy = _alias_table(int(height), int(cut_max))
-    fx, vx = _alias_table(int(width), int(cut_max))
-    dev = cut.device
-    fy2, fx2 = (fy**2).to(dev), (fx**2).to(dev)
-    vy, vx = vy.to(dev), vx.to(dev)
-    c2 = cut.to(torch.float64).square()[:, None, None]
-    weights = torch.zeros(cut.shape[0], fy.shape[0], fx.shape[0], dtype=torch.float64, device=dev)
-    for a in range(fy.shape[1]):
-        for a2 in range(fx.shape[1]):
-            r2 = fy2[:, a, None] + fx2[None, :, a2]
-            inv = torch.where(vy[:, a, None] & vx[None, :, a2], 1.0 / r2.clamp_min(1.0), 0.0)
-            weights += inv * (r2 <= c2)
-    return weights
+    r2, cum = _fold_tables(int(height), int(width), int(cut_max), str(cut.device))
+    ky = max(0, min(int(cut_max), int(height) - 2))
+    kx = max(0, min(int(cut_max), int(width) - 2))
+    b = cut.shape[0]
+    if r2.shape[0] == 0 or b == 0:
+        return torch.zeros(b, ky, kx, dtype=torch.float32, device=cut.device)
+    c2 = cut.to(torch.float32).square()
+    idx = torch.searchsorted(r2, c2[None, :].expand(r2.shape[0], b).contiguous(), right=True)
+    return cum.gather(1, idx).T.reshape(b, ky, kx)
 
 
 def sample_spatial_params(
@@ -268,6 +286,6 @@ def sample_spatial_params(
     t_max = torch.maximum(t_max, t_min)
     temperature = float(strength) ** 2 * (t_min + b2 * (t_max - t_min))
     weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
-    std = (temperature[:, None, None] * weights).sqrt().to(dtype)
+    std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
     z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
     return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}

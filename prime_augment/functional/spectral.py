@@ -8,9 +8,12 @@ import torch.nn.functional as F
 from .. import _sampling
 from ._utils import check_image_batch, check_param, flatten_batch
 
-__all__ = ["PADDING_MODES", "sample_spectral_params", "spectral_filter"]
+__all__ = ["METHODS", "PADDING_MODES", "sample_spectral_params", "spectral_filter"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+METHODS = ("auto", "conv", "shift")
 
 
 def spectral_filter(
@@ -19,6 +22,7 @@ def spectral_filter(
     *,
     padding_mode: str = "zeros",
     clip: bool = True,
+    method: str = "auto",
 ) -> torch.Tensor:
     """Filter each image with its own FIR filter ``delta + w`` (a true 2-D convolution).
 
@@ -42,6 +46,10 @@ def spectral_filter(
             the number of images (the product of the leading dimensions of ``x``).
         padding_mode: one of ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"``.
         clip: clip the result to ``[0, 1]`` (the method always does).
+        method: ``"conv"`` (one grouped convolution; the default on accelerators), ``"shift"``
+            (a sum of ``K^2`` shifted, per-image-weighted copies; the default on the CPU, where grouped
+            convolutions with one group per image and channel are slow) or ``"auto"``. Both compute
+            the same sum (up to the order of floating-point additions).
 
     Returns:
         The filtered images, same shape, dtype and device as ``x``. ``x`` is not modified.
@@ -74,18 +82,31 @@ def spectral_filter(
     if taps.shape[-2] != k or k % 2 == 0:
         raise ValueError(f"taps must hold odd square K x K filters, got {tuple(taps.shape[-2:])}")
     r = k // 2
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if b == 0 or h == 0 or w == 0:
         return x.clone()
+    if padding_mode == "reflect" and r >= min(h, w):
+        raise ValueError(f"reflect padding needs images larger than K // 2 = {r}, got {h}x{w}")
     # True convolution = correlation with the flipped kernel; identity at the centre tap.
-    kernel = taps.to(device=xb.device, dtype=xb.dtype).flip(-1, -2).reshape(b * c, 1, k, k).clone()
-    kernel[:, 0, r, r] += 1.0
-    inp = xb.reshape(1, b * c, h, w)
-    if padding_mode == "zeros":
-        out = F.conv2d(inp, kernel, padding=r, groups=b * c)
+    kernel = taps.to(device=xb.device, dtype=xb.dtype).flip(-1, -2).clone()
+    kernel[..., r, r] += 1.0
+    if method == "auto":
+        method = "shift" if xb.device.type == "cpu" else "conv"
+    if method == "shift":
+        padded = F.pad(xb, (r, r, r, r), mode="constant" if padding_mode == "zeros" else padding_mode)
+        weights = kernel.reshape(b, c, k * k, 1, 1).unbind(2)
+        out = padded[:, :, :h, :w] * weights[0]
+        for i in range(1, k * k):
+            a, j = divmod(i, k)
+            out.addcmul_(padded[:, :, a : a + h, j : j + w], weights[i])
     else:
-        if padding_mode == "reflect" and r >= min(h, w):
-            raise ValueError(f"reflect padding needs images larger than K // 2 = {r}, got {h}x{w}")
-        out = F.conv2d(F.pad(inp, (r, r, r, r), mode=padding_mode), kernel, groups=b * c)
+        inp = xb.reshape(1, b * c, h, w)
+        kernel = kernel.reshape(b * c, 1, k, k)
+        if padding_mode == "zeros":
+            out = F.conv2d(inp, kernel, padding=r, groups=b * c)
+        else:
+            out = F.conv2d(F.pad(inp, (r, r, r, r), mode=padding_mode), kernel, groups=b * c)
     if clip:
         out = out.clamp(0.0, 1.0)
     return out.reshape(*lead, c, h, w)
