@@ -220,6 +220,21 @@ def init_distributed(device: torch.device | str) -> tuple[DistInfo, torch.device
     return DistInfo(rank, world, local), device
 
 
+class _WorkerSeeder:
+    """DataLoader ``worker_init_fn``: distinct streams per DDP rank (the DataLoader shares one base seed
+    across the ranks of a process group)."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def __call__(self, worker_id: int) -> None:
+        if self.rank:
+            seed = (torch.initial_seed() + 1_000_003 * self.rank) % 2**63
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)  # noqa: NPY002
+
+
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images to float in ``[0, 1]``; float images unchanged."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
@@ -502,6 +517,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             drop_last=cfg.drop_last,
             generator=g,
+            worker_init_fn=_WorkerSeeder(self.dist.rank),
             persistent_workers=False,
             prefetch_factor=4 if cfg.workers > 0 else None,
         )
