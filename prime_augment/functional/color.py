@@ -53,14 +53,14 @@ class _Sines:
             self.v = v
         else:
             self.m = torch.round(v * self.SCALE)
-            self.lo = v - self.m / self.SCALE
+            self.lo = v - self.m * (1.0 / self.SCALE)
 
     def __call__(self, k: torch.Tensor) -> torch.Tensor:
         if self.dtype == torch.float64:
             return torch.sin(math.pi * torch.remainder(k.to(torch.float64) * self.v, 2.0))
         k = k.to(self.dtype)
         period = 2.0 * self.SCALE
-        whole = torch.remainder(torch.remainder(k, period) * self.m, period) / self.SCALE
+        whole = torch.remainder(torch.remainder(k, period) * self.m, period) * (1.0 / self.SCALE)
         return torch.sin(math.pi * torch.addcmul(whole, k, self.lo))
 
 

@@ -1,0 +1,96 @@
+"""Timing helpers shared by the benchmarks: warm-up, synchronisation, medians, environment record."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import torchvision
+
+    import prime_augment
+
+    return {
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "prime_augment": prime_augment.__version__,
+        "threads": torch.get_num_threads(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+    }
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(
+    fn: Callable[[], Any], device: torch.device, *, warmup: int = 5, repeats: int = 30
+) -> dict[str, float]:
+    """Median (and quartiles) of ``repeats`` timed calls after ``warmup`` calls, in milliseconds.
+
+    On CUDA every call is timed with CUDA events around it after a synchronisation.
+    """
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    if len(times) >= 4:
+        q = statistics.quantiles(times, n=4)
+    else:
+        q = [min(times), statistics.median(times), max(times)]
+    return {"median_ms": statistics.median(times), "q1_ms": q[0], "q3_ms": q[2], "repeats": repeats}
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def print_table(rows: list[list[Any]], header: list[str]) -> str:
+    def fmt(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    text = "\n".join(lines)
+    print(text)
+    return text

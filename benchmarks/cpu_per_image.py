@@ -1,0 +1,60 @@
+"""PRIME vs torchvision's v2 AugMix per image on one CPU thread (the DataLoader-worker setting).
+
+    python benchmarks/cpu_per_image.py [--repeats 200] [--out benchmarks/results/cpu_per_image.json]
+
+Both sides run in the same process on the same images: a uint8 ``(3, H, W)`` tensor (what a
+worker holds after decoding) at 32x32 (CIFAR preset) and 224x224 (ImageNet preset). Reported:
+median ms per image and the ratio PRIME / AugMix (target <= 1.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torchvision.transforms import v2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import environment, print_table, time_ms, write_json
+
+from prime_augment import PRIME
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--sizes", default="32,224")
+    ap.add_argument("--out", default="benchmarks/results/cpu_per_image.json")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    device = torch.device("cpu")
+    g = torch.Generator().manual_seed(0)
+    rows, results = [], []
+    for size in (int(s) for s in args.sizes.split(",")):
+        preset = "cifar10" if size <= 64 else "imagenet"
+        img = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g)
+        imgf = img.float() / 255
+        augmix = v2.AugMix()  # torchvision defaults: severity 3, width 3, depth -1 (stochastic 1..3)
+        prime = PRIME.from_preset(preset)
+        cases = {
+            "augmix uint8": lambda f=augmix, x=img: f(x),
+            "prime uint8": lambda f=prime, x=img: f(x),
+            "prime float32": lambda f=prime, x=imgf: f(x),
+        }
+        res = {n: time_ms(fn, device, warmup=args.warmup, repeats=args.repeats) for n, fn in cases.items()}
+        base = res["augmix uint8"]["median_ms"]
+        for name, r in res.items():
+            ratio = r["median_ms"] / base
+            rows.append([f"{size}x{size}", preset if "prime" in name else "-", name, r["median_ms"], ratio])
+            results.append({"size": size, "preset": preset, "case": name, **r, "ratio_vs_augmix": ratio})
+    print_table(rows, ["image", "preset", "transform", "ms / image (median)", "x AugMix"])
+    write_json(args.out, {"environment": environment(device), "results": results})
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
