@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -242,8 +243,17 @@ def test_ddp_two_cpu_processes_on_gloo(tmp_path):
         "--augment",
         "prime",
     ]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(
+        cmd, stdout=pipe, stderr=pipe, text=True, env=env, cwd=tmp_path, start_new_session=True
+    )
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its two workers
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
     log = (out / "train.log").read_text()
     assert "2 process(es)" in log and "epoch 2/2" in log
     hist = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
