@@ -12,14 +12,15 @@ import sys
 from collections.abc import Sequence
 
 #: name -> (module, one-line description); the order is the order of ``--help``.
+_R = "prime_augment.recipes."
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("prime_augment.recipes.train", "train a classifier with PRIME, AugMix or no augmentation"),
-    "evaluate": ("prime_augment.recipes.evaluate", "clean and common-corruption accuracy, mCE, BN adaptation"),
-    "make-corruptions": ("prime_augment.recipes.corruptions", "build a CIFAR-10-C-format corruption set"),
-    "strength-sweep": ("prime_augment.recipes.sweep", "train at several PRIME strengths, robustness vs accuracy"),
-    "sparsefool": ("prime_augment.recipes.sparsefool", "SparseFool attack: fooling rate, % pixels, time"),
-    "margins": ("prime_augment.recipes.margins", "l2 margins of a saved model along DCT subspaces + plot"),
-    "coverage": ("prime_augment.recipes.coverage", "corruption coverage of augmentations (Eq. 5.8)"),
+    "train": (_R + "train", "train a classifier with PRIME, AugMix or no augmentation"),
+    "evaluate": (_R + "evaluate", "clean and common-corruption accuracy, mCE, BN adaptation"),
+    "make-corruptions": (_R + "corruptions", "build a CIFAR-10-C-format corruption set"),
+    "strength-sweep": (_R + "sweep", "train at several PRIME strengths, robustness vs accuracy"),
+    "sparsefool": (_R + "sparsefool", "SparseFool attack: fooling rate, % pixels, time"),
+    "margins": (_R + "margins", "l2 margins of a saved model along DCT subspaces + plot"),
+    "coverage": (_R + "coverage", "corruption coverage of augmentations (Eq. 5.8)"),
 }
 
 

@@ -231,7 +231,9 @@ class PRIME(v2.Transform):
             minlength=self.depth * (n_ops + 1),
         ).view(self.depth, n_ops + 1)
         order = torch.argsort(ops, dim=1, stable=True)
-        counts_list = counts.tolist()
+        counts_list = counts.tolist()  # free when the ops were drawn on the CPU (the default)
+        if expand is None:  # one host-to-device copy of all the partitions
+            order = order.to(device, non_blocking=True)
         totals = [sum(col) for col in zip(*counts_list, strict=True)]
         draws = {
             op_id: self.ops[op_id - 1].sample(
@@ -258,7 +260,7 @@ class PRIME(v2.Transform):
                 if expand is not None:  # same_on_batch: chain c's draw serves all B images of chain c
                     sel = (sel[:, None] * b + expand[None, :]).reshape(-1)
                     prm = {key: v.repeat_interleave(b, dim=0) for key, v in prm.items()}
-                step[op_id] = {"index": sel.to(device, non_blocking=True), "params": prm}
+                step[op_id] = {"index": sel.to(device), "params": prm}
             steps.append(step)
         ops = ops.reshape(self.depth, n, nb)
         if expand is not None:
