@@ -736,13 +736,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--input", required=True, help="a uint8 [N, H, W, 3] .npy file, or a folder <class>/<images>"
-    )
+    p.add_argument("--input", help="a uint8 [N, H, W, 3] .npy file, or a folder <class>/<images>")
     p.add_argument(
         "--labels", help="labels .npy for an array input (default: the file name with images->labels)"
     )
-    p.add_argument("--out", required=True, help="output folder (CIFAR-10-C format)")
+    p.add_argument("--out", help="output folder (CIFAR-10-C format)")
     p.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -770,6 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = resolve_backend(args.backend, args.size)
         print(f"{backend}: {', '.join(available_corruptions(backend))}")
         return 0
+    if not args.input or not args.out:
+        raise SystemExit("prime-augment make-corruptions: --input and --out are required")
     if args.chunk < 1:
         raise SystemExit(f"--chunk must be >= 1, got {args.chunk}")
     try:

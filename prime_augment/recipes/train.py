@@ -60,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of option defaults (command-line values win)")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", required=True, choices=DATASETS)
-    d.add_argument("--data-dir", required=True, help="dataset root (see --help of the data layouts above)")
+    d.add_argument(
+        "--data-dir",
+        required=True,
+        help="CIFAR root; numpy: {train,test}_{images,labels}.npy; "
+        "folder/imagenet/imagenet100: train/<class>/, val/<class>/",
+    )
     d.add_argument("--download", action="store_true", help="download CIFAR-10/100 if missing")
     d.add_argument(
         "--class-list", help="file of class folder names (overrides the packaged ImageNet-100 list)"
