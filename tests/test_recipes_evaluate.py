@@ -212,3 +212,26 @@ def test_evaluate_imagenet_c_layout_folder_dataset(tmp_path):
     assert res["corruptions"] == ["snow", "fog"] and res["severities"] == [1, 2, 3, 4, 5]
     # identical images at every severity: identical accuracies
     assert len(set(res["per_corruption"]["fog"])) == 1
+
+
+def test_interrupted_evaluation_reuses_finished_corruptions(trained_run):
+    tmp, run, cdir = trained_run
+    out = tmp / "ev_resume"
+    args = ["--run", str(run), "--corruptions-dir", str(cdir), "--out", str(out), "--workers", "0"]
+    args.append("--no-progress")
+    evaluate.main(args)
+    first = json.loads((out / "results.json").read_text())
+    assert not (out / ".partial_results.json").exists()  # removed once the results are written
+    # an interrupted run left 'contrast' done (a marker value) with the same model and set: it is reused
+    from prime_augment.recipes._common import write_json
+
+    (out / "results.json").unlink()
+    key = {
+        "model": str((run / "model.pt").resolve()), "model_mtime": (run / "model.pt").stat().st_mtime_ns,
+        "corruptions": str(cdir.resolve()), "bn": ["none", 16.0, 64], "clean": 24,
+    }
+    write_json(out / ".partial_results.json", {"key": key, "per_corruption": {"contrast": [1.0] * 5}})
+    evaluate.main(args)
+    res = json.loads((out / "results.json").read_text())
+    assert res["per_corruption"]["contrast"] == [1.0] * 5
+    assert res["per_corruption"]["gaussian_noise"] == first["per_corruption"]["gaussian_noise"]

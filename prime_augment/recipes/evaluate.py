@@ -30,7 +30,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +323,8 @@ def evaluate_model(
     bn_batch: int = 64,
     amp: bool = True,
     progress: bool = True,
+    done: dict[str, list[float]] | None = None,
+    on_corruption: Callable[[str, list[float]], None] | None = None,
 ) -> dict[str, Any]:
     """Clean accuracy and accuracy per corruption x severity (in %).
 
@@ -331,6 +333,8 @@ def evaluate_model(
         clean: the clean test set of ``(image, label)`` (``None`` to skip).
         corruptions: an opened corruption set (:func:`~prime_augment.recipes.data.open_corruptions`).
         bn_adapt, bn_prior, bn_batch: BN adaptation mode, ``N`` and the ``partial`` batch size ``n``.
+        done: corruptions already evaluated (``{name: accuracies}``, e.g. from an interrupted run): reused.
+        on_corruption: called with ``(name, accuracies)`` after each corruption (to checkpoint).
 
     Returns:
         ``{"clean_accuracy", "per_corruption": {name: [acc per severity]}, ...}``.
@@ -354,6 +358,10 @@ def evaluate_model(
         disable=not progress,
     )
     for c in corruptions.corruptions:
+        if done and c in done and len(done[c]) == len(corruptions.severities):
+            per[c] = list(done[c])
+            bar.update(len(per[c]))
+            continue
         per[c] = []
         for s in corruptions.severities:
             ds = corruptions.dataset(c, s)
@@ -365,6 +373,8 @@ def evaluate_model(
             per[c].append(accuracy(m, ds, batch_size=eval_bs, **kw))
             bar.set_postfix_str(f"{c} s{s}: {per[c][-1]:.1f}%")
             bar.update()
+        if on_corruption is not None:
+            on_corruption(c, per[c])
     bar.close()
     res["per_corruption"] = per
     res["severities"] = list(corruptions.severities)
@@ -511,6 +521,28 @@ def evaluate_run(
             raise ValueError(f"--baseline {baseline}: cannot read a results.json ({e})") from e
     cset = open_corruptions(corruptions_dir, spec, corruptions=corruption_names)
     clean = MapDataset(spec.val, spec.eval_transform)
+    # per-corruption checkpoint: a killed evaluation continues where it stopped
+    model_file = Path(run) / "model.pt" if Path(run).is_dir() else Path(run)
+    key = {
+        "model": str(model_file.resolve()),
+        "model_mtime": model_file.stat().st_mtime_ns,
+        "corruptions": str(Path(corruptions_dir).resolve()),
+        "bn": [bn_adapt, bn_prior, bn_batch],
+        "clean": len(spec.val),
+    }
+    partial_path = Path(out_dir) / ".partial_results.json"
+    done: dict[str, list[float]] = {}
+    if partial_path.exists():
+        try:
+            saved = json.loads(partial_path.read_text())
+            done = saved["per_corruption"] if saved.get("key") == key else {}
+        except (ValueError, KeyError):
+            done = {}
+
+    def checkpoint(name: str, accs: list[float]) -> None:
+        done[name] = accs
+        write_json(partial_path, {"key": key, "per_corruption": done})
+
     res = evaluate_model(
         model,
         clean,
@@ -523,6 +555,8 @@ def evaluate_run(
         bn_batch=bn_batch,
         amp=amp,
         progress=progress,
+        done=dict(done),
+        on_corruption=checkpoint,
     )
     mode = _default_mce(spec, base_res) if mce == "auto" else mce
     res.update(corruption_metrics(res["clean_accuracy"], res["per_corruption"], mode=mode, baseline=base_res))
@@ -544,6 +578,7 @@ def evaluate_run(
         environment=environment(device),
     )
     write_results(out_dir, res)
+    partial_path.unlink(missing_ok=True)
     return res
 
 
