@@ -600,6 +600,7 @@ class Trainer:
         """Train for ``config.epochs`` epochs (continuing a checkpoint when ``resume``)."""
         cfg, device, info = self.config, self.device, self.dist
         if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
             torch.use_deterministic_algorithms(True)
         if self.out_dir is not None and info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
