@@ -4,7 +4,8 @@
 
 Both sides run in the same process on the same images: a uint8 ``(3, H, W)`` tensor (what a
 worker holds after decoding) at 32x32 (CIFAR preset) and 224x224 (ImageNet preset). Reported:
-median ms per image and the ratio PRIME / AugMix (target <= 1.0).
+median ms per image and the ratio PRIME / AugMix (target <= 1.0). A last row per size applies
+PRIME to a collated batch of ``--batch`` images in the worker (``AugmentCollate``), per image.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--sizes", default="32,224")
+    ap.add_argument("--batch", type=int, default=32, help="batch size of the collated-batch row")
     ap.add_argument("--out", default="benchmarks/results/cpu_per_image.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -45,6 +47,12 @@ def main(argv=None) -> int:
             "prime float32": lambda f=prime, x=imgf: f(x),
         }
         res = {n: time_ms(fn, device, warmup=args.warmup, repeats=args.repeats) for n, fn in cases.items()}
+        batch = (img.float() / 255).expand(args.batch, 3, size, size).contiguous()
+        per = time_ms(lambda f=prime, x=batch: f(x), device, warmup=max(1, args.warmup // 4),
+                      repeats=max(2, args.repeats // 4))
+        res[f"prime float32, batch of {args.batch} (per image)"] = {
+            k: (v / args.batch if k.endswith("_ms") else v) for k, v in per.items()
+        }
         base = res["augmix uint8"]["median_ms"]
         for name, r in res.items():
             ratio = r["median_ms"] / base

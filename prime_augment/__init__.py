@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import functional, presets
 from ._base import RandomPrimitive
+from .collate import AugmentCollate
 from .color import RandomSineColor
 from .losses import JSDLoss, JSDParts, JSDViews, jsd_loss, jsd_views
 from .presets import PRESETS
@@ -24,6 +25,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "PRESETS",
     "PRIME",
+    "AugmentCollate",
     "JSDLoss",
     "JSDParts",
     "JSDViews",

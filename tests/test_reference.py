@@ -172,6 +172,16 @@ def test_folded_sampling_has_the_exact_field_law(h, w, cut_max):
         torch.testing.assert_close(var_folded[n], var_full, atol=1e-9, rtol=1e-6)
 
 
+def test_fold_weights_band_and_cpu_truncation():
+    cuts = torch.tensor([3, 9, 12])
+    full = folded_variance_weights(cuts, 40, 30, 100)
+    band = folded_variance_weights(cuts, 40, 30, 100, band=(12, 12))
+    torch.testing.assert_close(band, full[:, :12, :12], atol=0, rtol=0)
+    assert bool((full[:, 12:] == 0).all()) and bool((full[:, :, 12:] == 0).all())
+    p = sample_spatial_params(3, 40, 30, cut_min=2, cut_max=12, generator=torch.Generator().manual_seed(0))
+    assert p["coeffs"].shape[2:] == (int(p["cut"].max()),) * 2
+
+
 def test_temperature_range_formulas_and_empty_range():
     t_min, t_max = temperature_range(32, 5)
     assert t_min == pytest.approx(1 / (math.pi * 32**2 * math.log(5)))

@@ -96,8 +96,8 @@ def _series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor) -> torch
                 b_new = a.expand_as(v).clone()
             elif b2 is None:
                 b_new = torch.addcmul(a, alpha, b1)
-            else:
-                b_new = torch.addcmul(a, alpha, b1).sub_(b2)
+            else:  # in place in the buffer of b_{j+2}: no allocation per frequency
+                b_new = b2.neg_().addcmul_(alpha, b1).add_(a)
             b1, b2 = b_new, b1
         # S = phi_0 (a_0 - b_2) + phi_1 b_1, phi_j = sin((k0 + j) t) from exact seeds
         phi0 = sines(k_first + k0)

@@ -212,7 +212,9 @@ def _fold_tables(height: int, width: int, cut_max: int, device: str) -> tuple[to
     return r2.to(device=device, dtype=torch.float32), cum.to(device=device, dtype=torch.float32)
 
 
-def folded_variance_weights(cut: torch.Tensor, height: int, width: int, cut_max: int) -> torch.Tensor:
+def folded_variance_weights(
+    cut: torch.Tensor, height: int, width: int, cut_max: int, *, band: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Per-image variance weights of the folded coefficients.
 
     For image ``b`` with cut ``c_b``, ``W[b, i', j'] = sum 1 / (i^2 + j^2)`` over the frequencies
@@ -221,13 +223,20 @@ def folded_variance_weights(cut: torch.Tensor, height: int, width: int, cut_max:
     the law, on the pixel grid, of the field with coefficients ``N(0, T / (i^2 + j^2))`` on all
     frequencies of the disk, with at most ``(H - 2) x (W - 2)`` coefficients however large the cut.
     Computed with one ``searchsorted`` over cached per-frequency tables (no loop, no host sync).
+    ``band=(ky, kx)`` computes only the lowest ``ky x kx`` folded frequencies (the others must be known
+    to vanish, e.g. every cut below ``ky`` and ``kx`` when no frequency folds).
 
     Returns:
-        ``(B, Ky, Kx)`` float32 weights, ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)``.
+        ``(B, Ky, Kx)`` float32 weights, ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)``
+        (or ``band``).
     """
     r2, cum = _fold_tables(int(height), int(width), int(cut_max), str(cut.device))
     ky = max(0, min(int(cut_max), int(height) - 2))
     kx = max(0, min(int(cut_max), int(width) - 2))
+    if band is not None and (band[0] < ky or band[1] < kx):
+        r2 = r2.view(ky, kx, -1)[: band[0], : band[1]].reshape(-1, r2.shape[1])
+        cum = cum.view(ky, kx, -1)[: band[0], : band[1]].reshape(-1, cum.shape[1])
+        ky, kx = min(ky, band[0]), min(kx, band[1])
     b = cut.shape[0]
     if r2.shape[0] == 0 or b == 0:
         return torch.zeros(b, ky, kx, dtype=torch.float32, device=cut.device)
@@ -262,7 +271,9 @@ def sample_spatial_params(
 
     Returns:
         ``{"cut": (B,) int64, "temperature": (B,), "coeffs": (B, 2, Ky, Kx)}`` with
-        ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)`` (zero when the image has no interior).
+        ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)`` (zero when the image has no interior);
+        on the CPU, where the cuts can be read for free, the block stops at the largest cut of the batch
+        when that cut is below the folding limit (the coefficients above it are all zero).
 
     Example:
         >>> import torch
@@ -285,7 +296,14 @@ def sample_spatial_params(
     t_min, t_max = temperature_range(max(height, width), cut)
     t_max = torch.maximum(t_max, t_min)
     temperature = float(strength) ** 2 * (t_min + b2 * (t_max - t_min))
-    weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
+    band = None
+    if cut.device.type == "cpu" and b > 0:
+        # no folding below N - 1: coefficients above the batch's largest cut have zero variance, so
+        # draw (and later synthesise) only that block. Reading the cut is free on the CPU only.
+        top_cut = int(cut.max())
+        if top_cut < min(height, width) - 1:
+            band = (min(top_cut, height - 2), min(top_cut, width - 2))
+    weights = folded_variance_weights(cut, height, width, cut_max, band=band)  # (B, Ky, Kx)
     std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
     z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
     return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}
