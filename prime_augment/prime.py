@@ -32,6 +32,16 @@ PRIMITIVES: dict[str, type[RandomPrimitive]] = {
 DEPTH_MODES = ("identity", "uniform", "fixed")
 
 
+def _to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    """Move ``t``; a CPU tensor goes to CUDA through pinned memory, so the copy does not synchronise."""
+    dev = torch.device(device) if device is not None else t.device
+    if t.device == dev:
+        return t
+    if t.device.type == "cpu" and dev.type == "cuda":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t.to(dev)
+
+
 class PRIME(v2.Transform):
     """PRIME augmentation: a random convex mix of chains of random primitives and the image.
 
@@ -232,8 +242,8 @@ class PRIME(v2.Transform):
         ).view(self.depth, n_ops + 1)
         order = torch.argsort(ops, dim=1, stable=True)
         counts_list = counts.tolist()  # free when the ops were drawn on the CPU (the default)
-        if expand is None:  # one host-to-device copy of all the partitions
-            order = order.to(device, non_blocking=True)
+        if expand is None:  # one host-to-device copy of all the partitions, asynchronous when pinned
+            order = _to_device(order, device)
         totals = [sum(col) for col in zip(*counts_list, strict=True)]
         draws = {
             op_id: self.ops[op_id - 1].sample(
@@ -260,7 +270,7 @@ class PRIME(v2.Transform):
                 if expand is not None:  # same_on_batch: chain c's draw serves all B images of chain c
                     sel = (sel[:, None] * b + expand[None, :]).reshape(-1)
                     prm = {key: v.repeat_interleave(b, dim=0) for key, v in prm.items()}
-                step[op_id] = {"index": sel.to(device), "params": prm}
+                step[op_id] = {"index": _to_device(sel, device), "params": prm}
             steps.append(step)
         ops = ops.reshape(self.depth, n, nb)
         if expand is not None:

@@ -94,8 +94,8 @@ def _series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor) -> torch
         for a in reversed(block[1:]):
             if b1 is None:
                 b_new = a.expand_as(v).clone()
-            elif b2 is None:
-                b_new = torch.addcmul(a, alpha, b1)
+            elif b2 is None:  # the same roundings as the general step with b_{j+2} = 0
+                b_new = (alpha * b1).add_(a)
             else:  # in place in the buffer of b_{j+2}: no allocation per frequency
                 b_new = b2.neg_().addcmul_(alpha, b1).add_(a)
             b1, b2 = b_new, b1

@@ -77,17 +77,24 @@ def _sine_basis_f64(n: int, k: int) -> torch.Tensor:
     return s
 
 
-_sine_basis_cached = functools.lru_cache(maxsize=64)(_sine_basis_f64)
+@functools.lru_cache(maxsize=256)
+def _basis_cached(n: int, k: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    # one copy per device: a host-to-device copy per call would synchronise the CUDA stream
+    return _sine_basis_f64(n, k).to(device=device, dtype=dtype)
+
+
+def _basis(n: int, k: int, device: torch.device | str | None, dtype: torch.dtype) -> torch.Tensor:
+    """The cached basis (internal: callers must not modify it)."""
+    if torch.compiler.is_compiling():
+        return _sine_basis_f64(int(n), int(k)).to(device=device, dtype=dtype)
+    return _basis_cached(int(n), int(k), str(torch.device(device if device is not None else "cpu")), dtype)
 
 
 def sine_basis(
     n: int, k: int, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
-):
+) -> torch.Tensor:
     """``S[p, i] = sin(pi (i + 1) p / (n - 1))`` for ``p < n``, ``i < k`` (zeros when ``n < 2``)."""
-    build = _sine_basis_f64 if torch.compiler.is_compiling() else _sine_basis_cached
-    table = build(int(n), int(k))
-    out = table.to(device=device, dtype=dtype)
-    return out.clone() if out is table else out  # never hand out the cached tensor itself
+    return _basis(n, k, device, dtype).clone()
 
 
 def displacement_field(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -108,8 +115,8 @@ def displacement_field(coeffs: torch.Tensor, height: int, width: int) -> torch.T
         got = tuple(coeffs.shape) if isinstance(coeffs, torch.Tensor) else type(coeffs).__name__
         raise ValueError(f"coeffs must have shape (B, 2, Ky, Kx), got {got}")
     dtype = coeffs.dtype if coeffs.is_floating_point() else torch.float32
-    sy = sine_basis(height, coeffs.shape[2], device=coeffs.device, dtype=dtype)
-    sx = sine_basis(width, coeffs.shape[3], device=coeffs.device, dtype=dtype)
+    sy = _basis(height, coeffs.shape[2], coeffs.device, dtype)
+    sx = _basis(width, coeffs.shape[3], coeffs.device, dtype)
     return sy @ coeffs.to(dtype) @ sx.T
 
 
