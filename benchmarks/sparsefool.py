@@ -15,12 +15,16 @@ Example:
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import device_name
 
 from prime_augment.analysis import deepfool, sparsefool, summarize_attack
 from prime_augment.analysis._cli import Setup, new_parser
@@ -35,18 +39,6 @@ def _torchattacks():
             "this benchmark compares with torchattacks, which is not installed: pip install torchattacks"
         ) from e
     return torchattacks
-
-
-def cpu_name() -> str:
-    """The CPU model (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     env = _common.environment(s.device)
     if s.device.type == "cpu":
-        env["device_name"] = f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
+        env["device_name"] = f"{device_name(s.device)}, {torch.get_num_threads()} thread(s)"
     header = ["implementation", "images", "s / image", "fooling rate (%)", "median % pixels", "median l2"]
     rows = [
         [
