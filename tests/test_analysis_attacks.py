@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from analysis_fixtures import one_thread  # noqa: F401  (autouse)
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from analysis_fixtures import one_thread  # noqa: F401  (autouse)
 from PIL import Image
 
 from prime_augment import cli

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from analysis_fixtures import one_thread  # noqa: F401  (autouse)
 from torch import nn
 
 from prime_augment.analysis import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from analysis_fixtures import one_thread  # noqa: F401  (autouse)
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import fft as sfft
