@@ -13,18 +13,7 @@ from typing import Any
 
 import torch
 
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
+from prime_augment.recipes._common import device_name
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -26,6 +26,21 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def device_name(device: torch.device | str) -> str:
+    """The GPU's name, or the CPU model from ``/proc/cpuinfo`` (``platform.processor()`` is empty there)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
 def environment(device: torch.device | str | None = None) -> dict[str, Any]:
     """Versions, device and date, written next to every result."""
     from .. import __version__
@@ -37,9 +52,7 @@ def environment(device: torch.device | str | None = None) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "device": str(dev),
-        "device_name": (
-            torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or "cpu")
-        ),
+        "device_name": device_name(dev),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
     }
