@@ -1,0 +1,719 @@
+"""Filling-level data: the manifest format, its reader, synthetic containers, and a C-CCM converter.
+
+**The manifest** (what ``prime-augment filling-level`` reads) is a CSV file with the header
+``path,container,filling_level,S1,S2,S3`` (other columns are allowed and ignored):
+
+* ``path`` — an image file, relative to the manifest's folder (or absolute);
+* ``container`` — the id of the container instance in the image (accuracy is reported per container);
+* ``filling_level`` — ``0``, ``50``, ``90`` (percent of the container's capacity) or ``unknown`` (the
+  content cannot be seen, e.g. an opaque or wrapped container);
+* ``S1``, ``S2``, ``S3`` — the image's role in each split: ``train``, ``test``, or ``none`` (not used in
+  that split). A container has one role per split (a container split between train and test would leak).
+
+:func:`read_manifest` checks all of it and raises a :class:`ManifestError` naming the line, the data row
+and the column of each problem (missing columns, unknown labels, missing files, bad split values, a
+container with two roles in a split).
+
+**Synthetic containers** (``prime-augment make-containers``, :func:`make_containers`): drawn glasses,
+cups, bottles and flasks of six shapes and six glass tints, with numpy at 4x supersampling, on varied
+backgrounds (gradients, stripes, tiles, blotches, a table top). Each (shape, tint) pair is a container
+id, e.g. ``wine-amber``. The filling (water, rice or pasta) fills 0 %, 50 % or 90 % of the container's
+*volume* (a body of revolution: the fill height depends on the shape, e.g. 90 % of a bottle stops below
+the neck), with +-4 % pouring jitter; the liquid surface is drawn as an ellipse. ``unknown`` is a
+container whose content is hidden: an opaque sleeve (paper, cardboard or skin colours, shaded as a
+cylinder) covers the cavity up to at least 93 % of its height, whatever the level under it. Every
+container gets the same number of images per class. The default shifts:
+
+* ``S1`` — unseen colours: containers tinted ``amber`` or ``violet`` are tested, the others train;
+* ``S2`` — unseen shapes: ``tapered`` glasses and ``wine`` glasses are tested, the others train;
+* ``S3`` — both: the test containers have an unseen shape *and* an unseen colour; the training ones
+  a seen shape and a seen colour; the rest is ``none``.
+
+**The public C-CCM crops** (§5.5 of the method) cannot be downloaded here. ``--from-ccm DIR`` writes a
+manifest for crops arranged as::
+
+    DIR/
+      splits.csv                  header container,S1,S2,S3 (train / test / none per container)
+      <container>/<level>/*.png   level folder: 0, 50, 90, unknown
+                                  (aliases: empty, half, half-full, full, opaque)
+
+(``.jpg``/``.jpeg``/``.png``/``.bmp``/``.webp``, nested folders allowed). If the archive you downloaded
+is organised differently, move the crops into this tree (one folder per container and level) or write the
+manifest CSV yourself; the manifest is the only thing the recipe reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ._common import _atomic_write, environment, write_json, write_text
+
+__all__ = [
+    "COLOURS",
+    "LEVELS",
+    "MANIFEST_COLUMNS",
+    "SHAPES",
+    "SPLITS",
+    "Manifest",
+    "ManifestError",
+    "ccm_manifest",
+    "container_profile",
+    "load_images",
+    "make_containers",
+    "read_manifest",
+    "render_container",
+    "write_manifest",
+]
+
+#: the classes, in label order
+LEVELS = ("0", "50", "90", "unknown")
+SPLITS = ("S1", "S2", "S3")
+ROLES = ("train", "test", "none")
+MANIFEST_COLUMNS = ("path", "container", "filling_level", *SPLITS)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+#: folder names accepted by the C-CCM converter, by class
+LEVEL_ALIASES = {
+    "0": "0",
+    "empty": "0",
+    "50": "50",
+    "half": "50",
+    "half-full": "50",
+    "half_full": "50",
+    "90": "90",
+    "full": "90",
+    "unknown": "unknown",
+    "opaque": "unknown",
+}
+
+
+# ---------------------------------------------------------------------------------------------- manifest
+class ManifestError(ValueError):
+    """A malformed manifest; the message names the file, line, data row and column."""
+
+
+@dataclass
+class Manifest:
+    """A validated manifest.
+
+    Attributes:
+        path: the CSV file.
+        paths: absolute image paths, one per data row.
+        containers: container ids.
+        labels: class indices into :data:`LEVELS`.
+        roles: ``{split: [role per row]}``, role in :data:`ROLES`.
+    """
+
+    path: Path
+    paths: list[str]
+    containers: list[str]
+    labels: np.ndarray
+    roles: dict[str, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def indices(self, split: str, role: str) -> np.ndarray:
+        """Row indices of ``split`` with ``role`` (``train`` or ``test``)."""
+        if split not in self.roles:
+            raise ValueError(f"--split must be one of {SPLITS}, got {split!r}")
+        return np.array([i for i, r in enumerate(self.roles[split]) if r == role], dtype=np.int64)
+
+    def containers_of(self, rows: Sequence[int]) -> list[str]:
+        """The distinct containers of ``rows``, sorted."""
+        return sorted({self.containers[int(i)] for i in rows})
+
+
+def _where(path: Path, row: int, column: str) -> str:
+    return f"{path}: line {row + 1} (data row {row}), column {column!r}"
+
+
+def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Manifest:
+    """Read and validate a filling-level manifest (see the module docstring for the format).
+
+    Args:
+        path: the CSV file; relative image paths are relative to its folder.
+        check_files: require every image file to exist.
+
+    Returns:
+        The :class:`Manifest`.
+
+    Raises:
+        ManifestError: naming the line, data row and column of every problem found (up to 10).
+        FileNotFoundError: no such manifest file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> text = "path,container,filling_level,S1,S2,S3\\na.png,cup,full,train,test,none\\n"
+        >>> _ = (d / "m.csv").write_text(text)
+        >>> read_manifest(d / "m.csv", check_files=False)
+        Traceback (most recent call last):
+        ...
+        prime_augment.recipes.containers.ManifestError: bad manifest:
+          ...m.csv: line 2 (data row 1), column 'filling_level': unknown label 'full' (expected one of ...)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--manifest {path}: no such file")
+    text = path.read_text(encoding="utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in MANIFEST_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(
+            f"{path}: line 1 (header), column(s) {', '.join(repr(c) for c in missing)} missing "
+            f"(the header must hold {','.join(MANIFEST_COLUMNS)}; found {','.join(header) or 'nothing'})"
+        )
+    reader.fieldnames = header
+    base = path.parent
+    errors: list[str] = []
+    paths: list[str] = []
+    containers: list[str] = []
+    labels: list[int] = []
+    roles: dict[str, list[str]] = {s: [] for s in SPLITS}
+    first_role: dict[tuple[str, str], tuple[str, int]] = {}
+    for row, rec in enumerate(reader, start=1):
+        if None in rec:
+            errors.append(f"{path}: line {row + 1} (data row {row}): more fields than the header's")
+            continue
+        vals = {c: (rec.get(c) or "").strip() for c in MANIFEST_COLUMNS}
+        p = vals["path"]
+        full = Path(p) if os.path.isabs(p) else base / p
+        if not p:
+            errors.append(f"{_where(path, row, 'path')}: empty")
+        elif check_files and not full.is_file():
+            errors.append(f"{_where(path, row, 'path')}: no file {p!r} (looked for {full})")
+        if not vals["container"]:
+            errors.append(f"{_where(path, row, 'container')}: empty")
+        lvl = vals["filling_level"]
+        if lvl not in LEVELS:
+            errors.append(
+                f"{_where(path, row, 'filling_level')}: unknown label {lvl!r} "
+                f"(expected one of {', '.join(LEVELS)})"
+            )
+        for s in SPLITS:
+            r = vals[s].lower()
+            if r not in ROLES:
+                errors.append(
+                    f"{_where(path, row, s)}: bad split value {vals[s]!r} (expected train, test or none)"
+                )
+                continue
+            key = (s, vals["container"])
+            if r != "none" and key in first_role and first_role[key][0] != r:
+                errors.append(
+                    f"{_where(path, row, s)}: container {vals['container']!r} is {r!r} here but "
+                    f"{first_role[key][0]!r} in data row {first_role[key][1]} "
+                    "(a container has one role per split)"
+                )
+            elif r != "none":
+                first_role.setdefault(key, (r, row))
+            roles[s].append(r)
+        paths.append(str(full))
+        containers.append(vals["container"])
+        labels.append(LEVELS.index(lvl) if lvl in LEVELS else -1)
+        if len(errors) >= 10:
+            break
+    if errors:
+        more = " (stopped after 10 problems)" if len(errors) >= 10 else ""
+        raise ManifestError(f"bad manifest{more}:\n  " + "\n  ".join(errors))
+    if not paths:
+        raise ManifestError(f"{path}: no data rows after the header")
+    return Manifest(path, paths, containers, np.asarray(labels, dtype=np.int64), roles)
+
+
+def write_manifest(
+    path: str | os.PathLike, rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()
+) -> None:
+    """Write a manifest CSV atomically (columns :data:`MANIFEST_COLUMNS` then ``extra``)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=[*MANIFEST_COLUMNS, *extra], lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r[k] for k in (*MANIFEST_COLUMNS, *extra)})
+    write_text(path, buf.getvalue())
+
+
+def load_images(manifest: Manifest, rows: Sequence[int], size: int, *, progress: bool = True) -> np.ndarray:
+    """The images of ``rows`` as a uint8 array ``[N, size, size, 3]`` (RGB, resized to a square).
+
+    A file that cannot be read raises a :class:`ManifestError` naming its row and the ``path`` column.
+    """
+    out = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+    for k, i in enumerate(tqdm(rows, desc="images", leave=False, disable=not progress)):
+        i = int(i)
+        try:
+            with Image.open(manifest.paths[i]) as im:
+                im = im.convert("RGB")
+                if im.size != (size, size):
+                    im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+                out[k] = np.asarray(im)
+        except (OSError, ValueError) as e:
+            raise ManifestError(f"{_where(manifest.path, i + 1, 'path')}: cannot read the image ({e})") from e
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+#: tint RGB (multiplicative glass filter) and its opacity, by colour name
+COLOURS: dict[str, tuple[tuple[float, float, float], float]] = {
+    "clear": ((0.92, 0.95, 0.97), 0.12),
+    "red": ((0.90, 0.18, 0.16), 0.45),
+    "green": ((0.20, 0.75, 0.30), 0.45),
+    "blue": ((0.18, 0.38, 0.92), 0.45),
+    "amber": ((0.90, 0.58, 0.12), 0.45),
+    "violet": ((0.58, 0.22, 0.82), 0.45),
+}
+
+#: shape name -> (half-width / cavity height, cavity height / total height); profiles in container_profile
+SHAPES: dict[str, tuple[float, float]] = {
+    "tumbler": (0.36, 0.94),
+    "tapered": (0.40, 0.94),
+    "mug": (0.46, 0.93),
+    "bottle": (0.30, 0.95),
+    "flask": (0.46, 0.95),
+    "wine": (0.52, 0.55),
+}
+
+FILLINGS = {  # colour, opacity, grain (texture amplitude)
+    "water": ((0.55, 0.78, 0.95), 0.45, 0.0),
+    "rice": ((0.95, 0.94, 0.88), 0.95, 0.10),
+    "pasta": ((0.96, 0.82, 0.40), 0.95, 0.18),
+}
+SLEEVES = ((0.87, 0.70, 0.58), (0.72, 0.52, 0.38), (0.55, 0.40, 0.28), (0.80, 0.70, 0.50), (0.90, 0.90, 0.86))
+
+
+def container_profile(shape: str, t: np.ndarray) -> np.ndarray:
+    """Half-width of the cavity (fraction of its widest) at normalised height ``t`` (0 bottom, 1 rim)."""
+    t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
+    if shape in ("tumbler", "mug"):
+        return np.ones_like(t)
+    if shape == "tapered":
+        return 0.62 + 0.38 * t
+    if shape == "bottle":  # body, a smooth shoulder, a neck
+        s = np.clip((t - 0.55) / 0.22, 0.0, 1.0)
+        return 1.0 - 0.68 * (3 * s**2 - 2 * s**3)
+    if shape == "flask":  # Erlenmeyer: conical body, neck
+        return np.maximum(1.0 - 0.72 * t / 0.7, 0.28)
+    if shape == "wine":  # a bowl, widest above the middle
+        return 0.25 + 0.75 * np.sqrt(np.clip(1.0 - ((t - 0.72) / 0.78) ** 2, 0.0, 1.0))
+    raise ValueError(f"unknown shape {shape!r}: choose from {tuple(SHAPES)}")
+
+
+def _fill_height(shape: str, fraction: float) -> float:
+    """Normalised height holding ``fraction`` of the volume (a body of revolution: area ~ width^2)."""
+    t = np.linspace(0.0, 1.0, 513)
+    vol = np.concatenate([[0.0], np.cumsum(container_profile(shape, (t[1:] + t[:-1]) / 2) ** 2)])
+    return float(np.interp(fraction * vol[-1], vol, t))
+
+
+def _background(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A varied ``(n, n, 3)`` background in [0, 1]."""
+    c1, c2 = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.95, 3)
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    kind = rng.integers(4)
+    if kind == 0:  # linear gradient
+        a = rng.uniform(0, 2 * np.pi)
+        s = np.cos(a) * xx + np.sin(a) * yy
+        s = (s - s.min()) / max(np.ptp(s), 1e-6)
+    elif kind == 1:  # stripes
+        a, f = rng.uniform(0, np.pi), rng.uniform(2, 9)
+        s = 0.5 + 0.5 * np.sin(2 * np.pi * f * (np.cos(a) * xx + np.sin(a) * yy) + rng.uniform(0, 6.3))
+    elif kind == 2:  # tiles
+        k = int(rng.integers(3, 9))
+        s = ((np.floor(xx * k) + np.floor(yy * k)) % 2).astype(np.float64)
+    else:  # blotches: smooth random field
+        g = rng.uniform(0, 1, (5, 5))
+        s = np.asarray(Image.fromarray((g * 255).astype(np.uint8)).resize((n, n), Image.Resampling.BICUBIC))
+        s = s / 255.0
+    img = c1 * (1 - s[..., None]) + c2 * s[..., None]
+    return img
+
+
+def render_container(
+    shape: str,
+    colour: str,
+    level: str,
+    *,
+    size: int = 64,
+    rng: np.random.Generator,
+    supersample: int = 4,
+) -> np.ndarray:
+    """Draw one image of a container: a uint8 ``(size, size, 3)`` array.
+
+    Args:
+        shape: one of :data:`SHAPES`.
+        colour: one of :data:`COLOURS` (the glass tint).
+        level: one of :data:`LEVELS`; ``unknown`` hides the content under an opaque sleeve.
+        size: output side in pixels (>= 16).
+        rng: the random generator (pose, scale, background, filling, lighting, noise).
+        supersample: drawing resolution factor (anti-aliasing).
+
+    Example:
+        >>> import numpy as np
+        >>> a = render_container("wine", "amber", "50", size=32, rng=np.random.default_rng(0))
+        >>> a.shape, a.dtype
+        ((32, 32, 3), dtype('uint8'))
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}: choose from {tuple(SHAPES)}")
+    if colour not in COLOURS:
+        raise ValueError(f"unknown colour {colour!r}: choose from {tuple(COLOURS)}")
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}: choose from {LEVELS}")
+    if size < 16:
+        raise ValueError(f"size must be >= 16, got {size}")
+    n = size * supersample
+    img = _background(rng, n)
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64) + 0.5
+    aspect, cav_frac = SHAPES[shape]
+    total_h = rng.uniform(0.60, 0.80) * n
+    base_y = rng.uniform(0.86, 0.95) * n  # bottom of the container
+    cx = n / 2 + rng.uniform(-0.10, 0.10) * n
+    cav_h = total_h * cav_frac
+    bottom = base_y - total_h * (1 - cav_frac) if shape == "wine" else base_y - 0.05 * total_h
+    top = bottom - cav_h
+    half = aspect * cav_h * rng.uniform(0.92, 1.08)
+    # table top behind the container's base
+    table_y = base_y - rng.uniform(0.0, 0.08) * n
+    table = rng.uniform(0.1, 0.9, 3)
+    shade = 1.0 - 0.25 * ((yy - table_y) / n).clip(0, 1)
+    img = np.where((yy > table_y)[..., None], table * shade[..., None], img)
+
+    t = (bottom - yy) / cav_h  # normalised cavity height per row
+    w = half * container_profile(shape, t)
+    dx = xx - cx
+    inside = (t >= 0) & (t <= 1) & (np.abs(dx) <= w)
+    wall = max(1.5 * supersample, 0.07 * half)
+    body = (t >= -wall / cav_h) & (t <= 1) & (np.abs(dx) <= w + wall)
+    tint, opacity = COLOURS[colour]
+    tint = np.asarray(tint)
+    ell = 0.12  # rim / surface ellipse: vertical semi-axis over half-width
+
+    # extras behind/around the body: handle, stem and foot
+    extra = np.zeros((n, n), dtype=bool)
+    if shape == "mug":
+        hy, hr = bottom - 0.5 * cav_h, 0.28 * cav_h
+        hx = cx + half + 0.55 * hr
+        r = np.hypot(xx - hx, (yy - hy) * 0.8)
+        extra |= (r <= hr) & (r >= hr - 2.2 * wall) & (xx > cx + half)
+    if shape == "wine":
+        extra |= (np.abs(dx) <= 0.09 * half) & (yy >= bottom) & (yy <= base_y)
+        foot = ((dx / (0.75 * half)) ** 2 + ((yy - base_y) / (0.10 * half)) ** 2) <= 1.0
+        extra |= foot
+    glass_wall = (body & ~inside) | extra
+    # the cavity seen through the glass: a multiplicative tint
+    filt = (1 - opacity) + opacity * tint
+    out = img.copy()
+    out[inside] = img[inside] * filt
+    # the content (under an ``unknown`` container's sleeve too: any level, hidden below)
+    frac = {"0": 0.0, "50": 0.5, "90": 0.9}.get(level)
+    if frac is None:
+        frac = float(rng.choice([0.0, 0.5, 0.9]))
+    if frac > 0:
+        frac = float(np.clip(frac + rng.uniform(-0.04, 0.04), 0.02, 0.98))
+        h = _fill_height(shape, frac)
+        fc, fa, grain = FILLINGS[("water", "rice", "pasta")[rng.integers(3)]]
+        fc = np.clip(np.asarray(fc) * rng.uniform(0.85, 1.1), 0, 1)
+        y_s = bottom - h * cav_h
+        w_s = half * float(container_profile(shape, h))
+        surf = ((dx / max(w_s, 1e-6)) ** 2 + ((yy - y_s) / (ell * w_s)) ** 2) <= 1.0
+        liquid = inside & ((t <= h) | surf)
+        colour_px = np.broadcast_to(fc, (n, n, 3)).copy()
+        if grain > 0:
+            g = rng.normal(0, grain, (n // supersample, n // supersample))
+            colour_px *= (1 + np.kron(g, np.ones((supersample, supersample))))[..., None]
+        colour_px[surf & inside] = np.clip(colour_px[surf & inside] * 1.12 + 0.05, 0, 1)
+        mix = fa * colour_px + (1 - fa) * img
+        out[liquid] = (mix * filt)[liquid]
+    # rim ellipse and walls
+    rim_w = half * float(container_profile(shape, 1.0))
+    rim = np.abs(np.hypot(dx / rim_w, (yy - top) / (ell * rim_w)) - 1.0) <= wall / rim_w
+    wall_col = np.clip(tint * 0.55 + 0.10, 0, 1) if colour != "clear" else np.array([0.55, 0.6, 0.65])
+    wall_alpha = 0.85
+    for m in (glass_wall, rim):
+        out[m] = (1 - wall_alpha) * out[m] + wall_alpha * wall_col
+    # specular highlight on the left of the glass
+    hl = inside & (dx > -0.75 * w) & (dx < -0.55 * w) & (t > 0.08) & (t < 0.92)
+    out[hl] = 0.55 * out[hl] + 0.45
+    if level == "unknown":  # an opaque sleeve hides the content
+        sc = np.asarray(SLEEVES[rng.integers(len(SLEEVES))]) * rng.uniform(0.8, 1.1)
+        if rng.uniform() < 0.4:
+            sc = rng.uniform(0.15, 0.9, 3)
+        t_top = rng.uniform(0.93, 1.0)
+        sleeve = (t >= -wall / cav_h) & (t <= t_top) & (np.abs(dx) <= w + wall * 1.3)
+        cyl = np.sqrt(np.clip(1 - (dx / np.maximum(w + wall * 1.3, 1e-6)) ** 2, 0, 1))
+        out[sleeve] = np.clip(sc * (0.6 + 0.4 * cyl[..., None]), 0, 1)[sleeve]
+    # lighting and sensor noise
+    out = out * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
+    small = out.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
+    small = small + rng.normal(0, rng.uniform(0.005, 0.025), small.shape)
+    return (np.clip(small, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _role(attr_unseen: bool) -> str:
+    return "test" if attr_unseen else "train"
+
+
+def split_roles(
+    shape: str, colour: str, test_shapes: Sequence[str], test_colours: Sequence[str]
+) -> dict[str, str]:
+    """The container's role in S1 (unseen colours), S2 (unseen shapes) and S3 (both)."""
+    s_new, c_new = shape in test_shapes, colour in test_colours
+    s3 = "test" if (s_new and c_new) else ("train" if not (s_new or c_new) else "none")
+    return {"S1": _role(c_new), "S2": _role(s_new), "S3": s3}
+
+
+def make_containers(
+    out: str | os.PathLike,
+    *,
+    size: int = 64,
+    per_level: int = 10,
+    shapes: Sequence[str] = tuple(SHAPES),
+    colours: Sequence[str] = tuple(COLOURS),
+    test_shapes: Sequence[str] = ("tapered", "wine"),
+    test_colours: Sequence[str] = ("amber", "violet"),
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Draw the synthetic containers into ``out`` and write ``out/manifest.csv``.
+
+    Every (shape, colour) pair is a container with ``per_level`` images of each of the four classes.
+    Image ``k`` of a container is drawn from a generator seeded by ``(seed, shape, colour, k)``, so the
+    set is reproducible and the same container looks the same in any subset of shapes and colours.
+
+    Args:
+        out: output folder (``images/<container>/<level>_<k>.png``, ``manifest.csv``,
+            ``containers.json``, ``preview.png``).
+        size: image side in pixels.
+        per_level: images per container and class.
+        shapes, colours: the shapes and tints to draw (see :data:`SHAPES`, :data:`COLOURS`).
+        test_shapes, test_colours: the unseen shapes (S2, S3) and colours (S1, S3).
+        seed: the seed.
+        progress: a progress bar.
+
+    Returns:
+        The manifest path.
+    """
+    for name, vals, known in (
+        ("shapes", shapes, SHAPES),
+        ("colours", colours, COLOURS),
+        ("test_shapes", test_shapes, SHAPES),
+        ("test_colours", test_colours, COLOURS),
+    ):
+        bad = [v for v in vals if v not in known]
+        if bad or (name in ("shapes", "colours") and not vals):
+            raise ValueError(f"{name}: unknown or empty {bad or list(vals)} (choose from {tuple(known)})")
+    for name, sub, full in (("test_shapes", test_shapes, shapes), ("test_colours", test_colours, colours)):
+        if not set(sub) < set(full):
+            raise ValueError(
+                f"{name} {list(sub)} must be a proper subset of the drawn {name.split('_')[1]} {list(full)} "
+                "(every split needs training and test containers)"
+            )
+    if per_level < 1:
+        raise ValueError(f"per_level must be >= 1, got {per_level}")
+    out = Path(out)
+    rows: list[dict[str, Any]] = []
+    jobs = [(s, c, lvl, k) for s in shapes for c in colours for lvl in LEVELS for k in range(per_level)]
+    preview: dict[str, np.ndarray] = {}
+    for s, c, lvl, k in tqdm(jobs, desc="containers", disable=not progress, leave=False):
+        cid = f"{s}-{c}"
+        key = [seed, list(SHAPES).index(s), list(COLOURS).index(c), LEVELS.index(lvl), k]
+        img = render_container(s, c, lvl, size=size, rng=np.random.default_rng(key))
+        rel = Path("images") / cid / f"{lvl}_{k:03d}.png"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(out / rel)
+        if k == 0 and c == colours[min(len(colours) - 1, list(shapes).index(s) % len(colours))]:
+            preview[f"{s}|{lvl}"] = img
+        rows.append(
+            {
+                "path": rel.as_posix(),
+                "container": cid,
+                "filling_level": lvl,
+                "shape": s,
+                "colour": c,
+                **split_roles(s, c, test_shapes, test_colours),
+            }
+        )
+    manifest = out / "manifest.csv"
+    write_manifest(manifest, rows, extra=("shape", "colour"))
+    _preview(preview, shapes, out / "preview.png")
+    write_json(
+        out / "containers.json",
+        {
+            "size": size,
+            "per_level": per_level,
+            "shapes": list(shapes),
+            "colours": list(colours),
+            "test_shapes": list(test_shapes),
+            "test_colours": list(test_colours),
+            "seed": seed,
+            "images": len(rows),
+            "splits": {
+                s: {r: sorted({x["container"] for x in rows if x[s] == r}) for r in ROLES} for s in SPLITS
+            },
+            "environment": environment(),
+        },
+    )
+    return manifest
+
+
+def _preview(images: dict[str, np.ndarray], shapes: Sequence[str], path: Path) -> None:
+    """A grid: one row per shape, one column per class."""
+    tiles = [[images[f"{s}|{lvl}"] for lvl in LEVELS] for s in shapes]
+    grid = np.concatenate([np.concatenate(r, axis=1) for r in tiles], axis=0)
+    _atomic_write(path, lambda f: Image.fromarray(grid).save(f, format="PNG"))
+
+
+# ---------------------------------------------------------------------------------------------- C-CCM
+def ccm_manifest(root: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write ``out`` (a manifest CSV) for C-CCM crops laid out as in the module docstring.
+
+    Paths in the manifest are relative to the manifest's folder when the crops lie below it, absolute
+    otherwise.
+    """
+    root, out = Path(root), Path(out)
+    splits_file = root / "splits.csv"
+    if not splits_file.is_file():
+        raise FileNotFoundError(
+            f"--from-ccm {root}: no splits.csv (header container,S1,S2,S3: the role of each container)"
+        )
+    with open(splits_file, encoding="utf-8-sig", newline="") as f:
+        rd = csv.DictReader(f)
+        header = [h.strip() for h in (rd.fieldnames or [])]
+        missing = [c for c in ("container", *SPLITS) if c not in header]
+        if missing:
+            raise ManifestError(f"{splits_file}: line 1 (header), column(s) {missing} missing")
+        rd.fieldnames = header
+        roles: dict[str, dict[str, str]] = {}
+        for row, rec in enumerate(rd, start=1):
+            cid = (rec["container"] or "").strip()
+            if not cid:
+                raise ManifestError(f"{_where(splits_file, row, 'container')}: empty")
+            for s in SPLITS:
+                r = (rec[s] or "").strip().lower()
+                if r not in ROLES:
+                    raise ManifestError(
+                        f"{_where(splits_file, row, s)}: bad split value {rec[s]!r} "
+                        "(expected train, test or none)"
+                    )
+            roles[cid] = {s: rec[s].strip().lower() for s in SPLITS}
+    rows: list[dict[str, Any]] = []
+    for cid, role in sorted(roles.items()):
+        cdir = root / cid
+        if not cdir.is_dir():
+            raise FileNotFoundError(
+                f"--from-ccm {root}: splits.csv names container {cid!r} but {cdir} is missing"
+            )
+        for lvl_dir in sorted(p for p in cdir.iterdir() if p.is_dir()):
+            lvl = LEVEL_ALIASES.get(lvl_dir.name.lower())
+            if lvl is None:
+                raise ManifestError(
+                    f"--from-ccm: {lvl_dir}: unknown level folder {lvl_dir.name!r} "
+                    f"(expected one of {sorted(LEVEL_ALIASES)})"
+                )
+            for dirpath, _, files in sorted(os.walk(lvl_dir)):
+                for fname in sorted(files):
+                    if fname.lower().endswith(IMAGE_EXTENSIONS):
+                        p = Path(dirpath) / fname
+                        try:
+                            rel = p.resolve().relative_to(out.parent.resolve()).as_posix()
+                        except ValueError:
+                            rel = str(p.resolve())
+                        rows.append({"path": rel, "container": cid, "filling_level": lvl, **role})
+    if not rows:
+        raise FileNotFoundError(f"--from-ccm {root}: no images under <container>/<level>/")
+    write_manifest(out, rows)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- command
+EXAMPLE = """Example (a small synthetic set, then a filling-level run on split S2):
+  prime-augment make-containers --out data/containers --size 64 --per-level 10
+  prime-augment filling-level --manifest data/containers/manifest.csv --split S2 --epochs 30 \\
+      --arch cifar_resnet8 --device cpu --out runs/fl_s2
+C-CCM crops arranged as DIR/splits.csv + DIR/<container>/<level>/*.png (level: 0, 50, 90, unknown or
+empty, half-full, full, opaque):
+  prime-augment make-containers --from-ccm ~/data/C-CCM --out ~/data/C-CCM/manifest.csv
+"""
+
+
+def _names(text: str, what: str, known: Sequence[str]) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise SystemExit(f"--{what} {text!r}: expected a comma-separated subset of {tuple(known)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="prime-augment make-containers",
+        description=__doc__,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="output folder (with --from-ccm: the manifest CSV to write)")
+    p.add_argument(
+        "--from-ccm", metavar="DIR", help="write a manifest for C-CCM crops in DIR instead of drawing"
+    )
+    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    p.add_argument("--per-level", type=int, default=10, help="images per container and class (default 10)")
+    p.add_argument(
+        "--shapes", default=",".join(SHAPES), help=f"shapes to draw (default all: {','.join(SHAPES)})"
+    )
+    p.add_argument("--colours", default=",".join(COLOURS), help=f"tints (default all: {','.join(COLOURS)})")
+    p.add_argument("--test-shapes", default="tapered,wine", help="unseen shapes of S2 and S3")
+    p.add_argument("--test-colours", default="amber,violet", help="unseen colours of S1 and S3")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.from_ccm:
+        out = Path(args.out)
+        if out.suffix.lower() != ".csv":
+            out = out / "manifest.csv"
+        try:
+            path = ccm_manifest(args.from_ccm, out)
+        except (FileNotFoundError, ManifestError) as e:
+            raise SystemExit(f"prime-augment make-containers: {e}") from e
+        m = read_manifest(path)
+        print(f"wrote {path}: {len(m)} images, {len(set(m.containers))} containers")
+        return 0
+    try:
+        path = make_containers(
+            args.out,
+            size=args.size,
+            per_level=args.per_level,
+            shapes=_names(args.shapes, "shapes", tuple(SHAPES)),
+            colours=_names(args.colours, "colours", tuple(COLOURS)),
+            test_shapes=_names(args.test_shapes, "test-shapes", tuple(SHAPES)),
+            test_colours=_names(args.test_colours, "test-colours", tuple(COLOURS)),
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except ValueError as e:
+        raise SystemExit(f"prime-augment make-containers: {e}") from e
+    m = read_manifest(path)
+    print(f"wrote {path}: {len(m)} images, {len(set(m.containers))} containers")
+    for s in SPLITS:
+        tr, te = m.containers_of(m.indices(s, "train")), m.containers_of(m.indices(s, "test"))
+        print(f"  {s}: {len(tr)} training containers, {len(te)} test containers ({', '.join(te)})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
