@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,22 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {
     "dataset_compose.py": ["--synthetic", "40", "--batches", "2"],
     "gpu_batch_jsd.py": ["--synthetic", "16", "--steps", "2", "--batch-size", "8", "--device", "cpu"],
+    "jsd_training.py": ["--synthetic", "16", "--steps", "2", "--batch-size", "8", "--workers", "1",
+                        "--arch", "cifar_resnet8", "--device", "cpu"],
+    "timm_style_loop.py": ["--synthetic", "16", "--img-size", "32", "--preset", "cifar10", "--model",
+                           "cifar_resnet8", "--epochs", "1", "--batch-size", "8", "--workers", "0",
+                           "--log-interval", "1", "--device", "cpu"],
+    "sparsefool_attack.py": ["--synthetic", "3", "--max-iter", "5", "--device", "cpu"],
+    "margins.py": ["--synthetic", "3", "--block", "16", "--step", "16", "--max-iter", "20",
+                   "--device", "cpu"],
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_runs(name):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny tensors: one thread, as conftest sets in-process
     res = subprocess.run([sys.executable, str(ROOT / "examples" / name), *EXAMPLES[name]],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip()
 
