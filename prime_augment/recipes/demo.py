@@ -217,13 +217,17 @@ def _load_note(load: dict[str, float | None]) -> str:
 
 # ---------------------------------------------------------------------------------------------- plots
 def _bars(plt, results: dict[str, dict[str, Any]], labels: list[str], values, ylabel: str, title: str, path):
-    """Grouped bars, one group per label, one bar per model (``values(result) -> heights``)."""
+    """Grouped bars, one group per label, one bar per model (``values(result) -> heights``), with the
+    binomial standard error of an accuracy on the ``n_test`` held-out images and the chance level."""
     width = 0.8 / len(results)
     colors = {"baseline": "tab:gray", "prime": "tab:blue"}
     fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(labels) + 2), 4.2), layout="constrained")
     for k, (key, res) in enumerate(results.items()):
         xs = np.arange(len(labels)) + (k - (len(results) - 1) / 2) * width
-        ax.bar(xs, values(res), width, label=res["label"], color=colors.get(key))
+        acc = np.asarray(values(res), dtype=np.float64)
+        err = 100.0 * np.sqrt(acc / 100.0 * (1.0 - acc / 100.0) / res["n_test"])
+        ax.bar(xs, acc, width, yerr=err, capsize=2, label=res["label"], color=colors.get(key))
+    ax.axhline(100.0 / results[next(iter(results))]["num_classes"], color="k", ls=":", lw=1, label="chance")
     rotate = {"rotation": 55, "ha": "right"} if max(map(len, labels)) > 10 else {}
     ax.set_xticks(range(len(labels)), labels, **rotate)
     ax.set_ylabel(ylabel)
@@ -517,6 +521,8 @@ def run_demo(
             shutil.rmtree(cdir, ignore_errors=True)
 
     # 5. report
+    for r in results.values():
+        r.update(n_test=len(test_x), num_classes=len(data.classes))
     plots = _plot_comparison(results, out)
     p = results["baseline"]["clean_accuracy"] / 100.0
     summary: dict[str, Any] = {
