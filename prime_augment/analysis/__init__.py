@@ -9,6 +9,10 @@ the plots need matplotlib, which this package checks for on import.
   DCT blocks of :func:`dct_diagonal_subspaces` or a :func:`random_subspace` control.
 * :func:`dct2`, :func:`idct2`, :func:`dct_flip`, :func:`dct_low_pass`, :func:`dct_high_pass`:
   the orthonormal 2-D DCT and dataset transforms built on it.
+* :func:`dct_atom`, :func:`discriminative_dataset`: synthetic data with one discriminative direction
+  (the margin studies of Chapter 4); :func:`margin_summary`, :func:`plot_margin_profiles`.
+* :func:`delta_sweep` (SparseFool under a perceptibility bound) and :func:`transferability` (adversarials
+  of one model judged by another).
 * :func:`coverage` (Eq. 5.8 of the method), :func:`embedding_pca` and :class:`PenultimateFeatures`.
 """
 
@@ -40,11 +44,23 @@ from .dct import (
     idct2,
 )
 from .deepfool import DeepFoolResult, deepfool
-from .margins import subspace_margin, subspace_margins
+from .evaluation import delta_sweep, predict, transferability
+from .margins import margin_summary, subspace_margin, subspace_margins
 from .metrics import perturbation_norms, summarize_attack
-from .plots import plot_bars, plot_diversity, plot_examples, plot_histogram, plot_margins
+from .plots import (
+    plot_attack_comparison,
+    plot_bars,
+    plot_delta_sweep,
+    plot_diversity,
+    plot_examples,
+    plot_histogram,
+    plot_margin_profiles,
+    plot_margins,
+    plot_matrix,
+)
 from .sparsefool import SparseFoolResult, linear_solver, sparsefool
 from .subspace import DenseSubspace, Subspace, random_subspace
+from .synthetic import dct_atom, discriminative_dataset
 
 __all__ = [
     "CoverageResult",
@@ -59,24 +75,34 @@ __all__ = [
     "cosine_distances",
     "coverage",
     "dct2",
+    "dct_atom",
     "dct_diagonal_subspaces",
     "dct_flip",
     "dct_high_pass",
     "dct_low_pass",
     "dct_matrix",
     "deepfool",
+    "delta_sweep",
+    "discriminative_dataset",
     "embedding_pca",
     "idct2",
     "linear_solver",
+    "margin_summary",
     "perturbation_norms",
+    "plot_attack_comparison",
     "plot_bars",
+    "plot_delta_sweep",
     "plot_diversity",
     "plot_examples",
     "plot_histogram",
+    "plot_margin_profiles",
     "plot_margins",
+    "plot_matrix",
+    "predict",
     "random_subspace",
     "sparsefool",
     "subspace_margin",
     "subspace_margins",
     "summarize_attack",
+    "transferability",
 ]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .deepfool import deepfool
 from .subspace import Subspace, as_subspace
 
-__all__ = ["subspace_margin", "subspace_margins"]
+__all__ = ["margin_summary", "subspace_margin", "subspace_margins"]
 
 
 def subspace_margin(
@@ -102,3 +103,37 @@ def subspace_margins(
     if len(subspaces) == 0:
         raise ValueError("subspaces must not be empty")
     return torch.stack([subspace_margin(model, images, s, **kwargs) for s in subspaces])
+
+
+def margin_summary(margins: Any) -> dict[str, float]:
+    """Quartiles of per-image margins, ``inf`` (out of reach) included, and the share out of reach.
+
+    The quartiles are order statistics (numpy's ``"nearest"`` percentile), so an ``inf`` margin
+    counts as the largest value and a median may be ``inf`` when more than half are out of reach.
+
+    Args:
+        margins: ``(N,)`` margins (tensor, array or sequence; ``inf`` where no boundary was reached).
+
+    Returns:
+        ``{"median", "p25", "p75", "unreached_pct", "images"}`` (``nan`` quartiles when ``N = 0``).
+
+    Example:
+        >>> from prime_augment.analysis import margin_summary
+        >>> margin_summary([1.0, 2.0, 3.0, 4.0, float("inf")])
+        {'median': 3.0, 'p25': 2.0, 'p75': 4.0, 'unreached_pct': 20.0, 'images': 5}
+    """
+    m = np.asarray(margins.detach().cpu() if isinstance(margins, torch.Tensor) else margins, dtype=np.float64)
+    m = m.ravel()
+    if np.isnan(m).any():
+        raise ValueError("margins must not contain NaN (use inf for margins out of reach)")
+    if m.size == 0:
+        return {"median": float("nan"), "p25": float("nan"), "p75": float("nan"), "unreached_pct": 0.0,
+                "images": 0}  # fmt: skip
+    q25, q50, q75 = np.percentile(m, [25, 50, 75], method="nearest")
+    return {
+        "median": float(q50),
+        "p25": float(q25),
+        "p75": float(q75),
+        "unreached_pct": 100.0 * float(np.isinf(m).mean()),
+        "images": int(m.size),
+    }

@@ -12,7 +12,17 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_bars", "plot_diversity", "plot_examples", "plot_histogram", "plot_margins"]
+__all__ = [
+    "plot_attack_comparison",
+    "plot_bars",
+    "plot_delta_sweep",
+    "plot_diversity",
+    "plot_examples",
+    "plot_histogram",
+    "plot_margin_profiles",
+    "plot_margins",
+    "plot_matrix",
+]
 
 
 def _np(a: Any) -> np.ndarray:
@@ -197,4 +207,176 @@ def plot_diversity(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_margin_profiles(
+    profiles: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    cap: float | None = None,
+    title: str = "margins along DCT subspaces",
+    xlabel: str = "subspace (low to high frequency)",
+) -> Path:
+    """Several margin profiles on one axis: per model (or training stage), the median and 25-75 band.
+
+    Infinite margins and margins above ``cap`` count as ``cap`` (the statistics are order statistics,
+    so a median at ``cap`` means at least half of the images are out of reach or beyond it).
+
+    Args:
+        profiles: name -> ``(S, N)`` margins (one row per subspace, the same ``S`` for all).
+        path: the PNG to write.
+        labels: ``S`` tick labels (default ``0..S-1``).
+        cap: the top of the plot (default 1.1 x the largest finite margin of all profiles).
+        title, xlabel: texts.
+
+    Returns:
+        ``path``.
+    """
+    arrays = {k: _np(v) for k, v in profiles.items()}
+    if not arrays:
+        raise ValueError("profiles must hold at least one (S, N) array of margins")
+    shapes = {a.shape[0] for a in arrays.values()}
+    if any(a.ndim != 2 or a.shape[0] == 0 for a in arrays.values()) or len(shapes) != 1:
+        raise ValueError(
+            "profiles must be (S, N) arrays with the same S >= 1, got shapes "
+            f"{[a.shape for a in arrays.values()]}"
+        )
+    finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()])
+    if cap is None:
+        cap = 1.1 * float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    s = shapes.pop()
+    xs = np.arange(s)
+    fig = Figure(figsize=(max(5.0, 0.6 * s + 2), 3.6), dpi=110)
+    ax = fig.add_subplot()
+    for i, (name, m) in enumerate(arrays.items()):
+        if m.shape[1] == 0:
+            continue
+        mc = np.minimum(m, cap)
+        p25, p50, p75 = np.percentile(mc, [25, 50, 75], axis=1)
+        ax.fill_between(xs, p25, p75, color=f"C{i}", alpha=0.2, lw=0)
+        ax.plot(xs, p50, color=f"C{i}", lw=2, marker="o", ms=4, label=f"{name} (median, 25-75 %)")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(list(labels) if labels is not None else [str(i) for i in xs], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"l2 margin (capped at {cap:.3g})")
+    ax.set_ylim(0, cap * 1.03)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_delta_sweep(
+    deltas: Sequence[float],
+    fooling_rate: Sequence[float],
+    pixels: Sequence[float | None],
+    path: str | os.PathLike,
+    *,
+    title: str = "SparseFool: perceptibility bound delta",
+) -> Path:
+    """Fooling rate (left axis) and median % of perturbed pixels (right axis) against ``delta``.
+
+    Args:
+        deltas: the bounds delta (``|x_adv - x| <= delta`` per value).
+        fooling_rate: % of images fooled at each ``delta``.
+        pixels: median % of perturbed pixels of the fooled images at each ``delta`` (``None``: none fooled).
+        path: the PNG to write.
+        title: the title.
+
+    Returns:
+        ``path``.
+    """
+    d = _np(deltas)
+    fr = _np(fooling_rate)
+    px = np.array([np.nan if v is None else float(v) for v in pixels])
+    if not (len(d) == len(fr) == len(px)) or len(d) == 0:
+        raise ValueError(f"deltas, fooling_rate and pixels must have the same length >= 1, got {len(d)}, "
+                         f"{len(fr)}, {len(px)}")  # fmt: skip
+    fig = Figure(figsize=(5.2, 3.4), dpi=110)
+    ax = fig.add_subplot()
+    ax.plot(d, fr, color="C0", marker="o", lw=2, label="fooling rate")
+    ax.set_xlabel("delta (max |perturbation| per value, images in [0, 1])")
+    ax.set_ylabel("fooling rate (%)", color="C0")
+    ax.set_ylim(0, 103)
+    ax.set_xscale("log")
+    ax2 = ax.twinx()
+    ax2.plot(d, px, color="C3", marker="s", lw=2, ls="--", label="median % perturbed pixels")
+    ax2.set_ylabel("median % perturbed pixels", color="C3")
+    ax2.set_ylim(0, max(1.0, float(np.nanmax(px)) * 1.1) if np.isfinite(px).any() else 1.0)
+    lines = ax.get_lines() + ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_matrix(
+    values: Any,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    xlabel: str = "",
+    ylabel: str = "",
+    fmt: str = "{:.1f}",
+    vmax: float | None = None,
+) -> Path:
+    """A heat map with the value written in every cell (e.g. transfer fooling rates, source x target)."""
+    v = _np(values)
+    if v.shape != (len(rows), len(cols)):
+        raise ValueError(f"values must have shape ({len(rows)}, {len(cols)}), got {v.shape}")
+    fig = Figure(figsize=(1.3 * len(cols) + 2.2, 0.8 * len(rows) + 1.6), dpi=110)
+    ax = fig.add_subplot()
+    top = vmax if vmax is not None else (float(np.nanmax(v)) if np.isfinite(v).any() else 1.0)
+    ax.imshow(v, cmap="viridis", vmin=0, vmax=top or 1.0, aspect="auto")
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            txt = "n/a" if not np.isfinite(v[i, j]) else fmt.format(v[i, j])
+            dark = np.isfinite(v[i, j]) and v[i, j] > 0.6 * (top or 1.0)
+            ax.text(j, i, txt, ha="center", va="center", fontsize=9, color="k" if dark else "w")
+    ax.set_xticks(np.arange(len(cols)))
+    ax.set_xticklabels(list(cols), fontsize=8)
+    ax.set_yticks(np.arange(len(rows)))
+    ax.set_yticklabels(list(rows), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_attack_comparison(summaries: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Three panels of horizontal bars, one bar per attack: fooling rate, median % pixels, seconds/image.
+
+    Args:
+        summaries: attack name -> a :func:`~prime_augment.analysis.summarize_attack` dict.
+        path: the PNG to write.
+    """
+    names = list(summaries)
+    if not names:
+        raise ValueError("summaries must hold at least one attack")
+    panels = (
+        ("fooling_rate", "fooling rate (%)", False),
+        ("median_pixels_pct", "median % perturbed pixels (fooled)", True),
+        ("seconds_per_image", "seconds / image", True),
+    )
+    fig = Figure(figsize=(11, 0.45 * len(names) + 1.4), dpi=110)
+    ys = np.arange(len(names))
+    for k, (key, label, log) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, k + 1)
+        vals = np.array([np.nan if summaries[n].get(key) is None else float(summaries[n][key])
+                         for n in names])  # fmt: skip
+        ax.barh(ys, np.nan_to_num(vals, nan=0.0), color=[f"C{i}" for i in range(len(names))])
+        for y, v in zip(ys, vals, strict=True):
+            ax.text(0 if not np.isfinite(v) else v, y, " n/a" if not np.isfinite(v) else f" {v:.3g}",
+                    va="center", fontsize=7)  # fmt: skip
+        if log and np.isfinite(vals).any() and np.nanmin(vals) > 0:
+            ax.set_xscale("log")
+        ax.set_yticks(ys)
+        ax.set_yticklabels(names if k == 0 else [""] * len(names), fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(label, fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)

@@ -114,23 +114,33 @@ def random_subspace(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    orthogonal_to: torch.Tensor | None = None,
 ) -> DenseSubspace:
     r"""A uniformly random ``dim``-dimensional subspace of images of ``shape`` (the control of margins).
 
     ``U = Q`` of the QR factorisation of a ``D x S`` standard Gaussian matrix, whose span is uniform
-    on the Grassmannian. Memory ``D S`` values (``3*224*224 x 768`` floats is 460 MB).
+    on the Grassmannian. With ``orthogonal_to`` (vectors :math:`V`), the Gaussian matrix is first
+    projected onto the orthogonal complement of :math:`\mathrm{span}(V)`, which gives a uniformly
+    random subspace of that complement (the control of a discriminative direction: a subspace
+    carrying none of it). Memory ``D S`` values (``3*224*224 x 768`` floats is 460 MB).
 
     Args:
         shape: ``(C, H, W)`` of one image.
-        dim: ``S``, ``1 <= S <= C H W``.
+        dim: ``S``, ``1 <= S <= C H W`` (``<= C H W - rank(V)`` with ``orthogonal_to``).
         generator: optional ``torch.Generator`` (CPU) for the Gaussian draw.
         dtype, device: of the basis.
+        orthogonal_to: optional tensor of directions to stay orthogonal to: one image ``(C, H, W)``
+            or several ``(k, C, H, W)``.
 
     Example:
         >>> import torch
         >>> from prime_augment.analysis import random_subspace
         >>> s = random_subspace((1, 4, 4), 3, generator=torch.Generator().manual_seed(0))
         >>> bool(torch.allclose(s.basis.T @ s.basis, torch.eye(3), atol=1e-5))
+        True
+        >>> u = torch.ones(1, 4, 4)                        # stay orthogonal to the constant image
+        >>> s = random_subspace((1, 4, 4), 3, orthogonal_to=u, generator=torch.Generator().manual_seed(0))
+        >>> float(s.project(u[None]).abs().max()) < 1e-6
         True
     """
     if not isinstance(shape, (tuple, list)) or len(shape) != 3:
@@ -139,5 +149,29 @@ def random_subspace(
     dim = check_int(dim, "dim", low=1, high=d)
     generator = check_generator(generator)
     g = torch.randn(d, dim, generator=generator, dtype=torch.float64)
+    if orthogonal_to is not None:
+        v = _directions(orthogonal_to, tuple(shape), d)
+        if dim > d - v.shape[1]:
+            raise ValueError(
+                f"dim must be <= {d - v.shape[1]} (C*H*W minus the rank of orthogonal_to), got {dim}"
+            )
+        g = g - v @ (v.T @ g)
+        g = g - v @ (v.T @ g)  # twice: orthogonal to working precision
     q = torch.linalg.qr(g).Q
     return DenseSubspace(q.to(dtype=dtype, device=device), check=False)
+
+
+def _directions(v: Any, shape: tuple[int, ...], d: int) -> torch.Tensor:
+    """An orthonormal basis ``(D, r)`` (float64, CPU) of the span of ``v`` (one image or a stack)."""
+    if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+        raise TypeError(f"orthogonal_to must be a floating-point torch.Tensor, got {v!r:.60}")
+    if tuple(v.shape[-3:]) != tuple(shape) or v.ndim not in (3, 4):
+        raise ValueError(
+            f"orthogonal_to must have shape {tuple(shape)} or (k, *{tuple(shape)}), got {tuple(v.shape)}"
+        )
+    m = v.detach().to("cpu", torch.float64).reshape(-1, d).T
+    u, s, _ = torch.linalg.svd(m, full_matrices=False)
+    keep = s > s.max() * 1e-10 if s.numel() and s.max() > 0 else torch.zeros_like(s, dtype=torch.bool)
+    if not bool(keep.any()):
+        raise ValueError("orthogonal_to must hold at least one non-zero direction")
+    return u[:, keep]
