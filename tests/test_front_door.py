@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +39,18 @@ def test_top_level_help_lists_every_command(capsys):
         assert desc.strip(), f"{name} has no one-line description"
         line = next((ln for ln in out.splitlines() if ln.split()[:1] == [name]), None)
         assert line is not None and desc in line, f"{name} missing from --help"
+
+
+def test_readme_quick_start_runs():
+    """The README's quick-start block runs as written (and trains: the loss is finite)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    assert len(code.strip().splitlines()) <= 15
+    torch.manual_seed(0)
+    ns: dict = {}
+    exec(compile(code, "README.md quick start", "exec"), ns)
+    assert math.isfinite(ns["loss"].item())
 
 
 # ---------------------------------------------------------------------------------------------- demo data

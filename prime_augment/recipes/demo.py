@@ -589,7 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=ARCHS, default="cifar_resnet8", help="default: cifar_resnet8 (0.08M)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the one-cycle schedule")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default 1: the model is tiny, and extra threads slow it down badly "
+        "when other jobs share the cores; 0: torch's default)",
+    )
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: in this process)")
     p.add_argument(
         "--keep-corruptions", action="store_true", help="keep the corrupted images in OUT/corruptions"
