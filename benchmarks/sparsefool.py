@@ -1,15 +1,22 @@
-"""SparseFool benchmark: prime_augment.analysis.sparsefool against torchattacks' SparseFool.
+"""SparseFool benchmark: prime_augment.analysis.sparsefool against torchattacks' attacks.
 
-The same saved model and the same correctly classified images go through both implementations in
-one run; both results are judged by the same code (the model's prediction on the returned images,
-the same perturbation metrics). Reported per side: seconds per image (median over repeats, after a
-warm-up, with ``torch.cuda.synchronize`` on CUDA), fooling rate, median % of perturbed pixels,
-median l2. ``--deepfool`` adds the two DeepFools. torchattacks is needed only here
-(``pip install torchattacks``).
+The same saved model and the same correctly classified images go through every attack in one run;
+all results are judged by the same code (the model's prediction on the returned images, the same
+perturbation metrics). Reported per attack: seconds per image (median over repeats, after a warm-up,
+with ``torch.cuda.synchronize`` on CUDA), fooling rate (the prediction differs from the label),
+median % of perturbed pixels and median l2 of the fooled images. ``--attacks`` picks them:
+``sparsefool`` (this package, batched), ``ta-sparsefool`` (torchattacks' SparseFool), ``jsma``
+(torchattacks' JSMA: targeted at class ``(label + 1) mod 10``, the only mode it has, ``theta`` added
+to pairs of values up to ``gamma`` of them) and ``onepixel`` (torchattacks' one-pixel attack,
+differential evolution), as in Tabs. 3.1 and 3.3 of the method. ``--deepfool`` adds the two
+DeepFools. Writes ``sparsefool_benchmark.json``, ``.md`` and ``.png`` (the three measures per
+attack). torchattacks is needed only here (``pip install torchattacks``).
 
 Example:
   python benchmarks/sparsefool.py --model runs/cifar10 --data data/cifar10/test_images.npy \\
       --limit 100 --device cuda --out bench/sparsefool
+  python benchmarks/sparsefool.py --model runs/cifar10 --data data/cifar10/test_images.npy \\
+      --limit 20 --attacks sparsefool jsma onepixel --device cpu --out bench/sparse_attacks
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_name
 
-from prime_augment.analysis import deepfool, sparsefool, summarize_attack
+from prime_augment.analysis import deepfool, plot_attack_comparison, sparsefool, summarize_attack
 from prime_augment.analysis._cli import Setup, new_parser
 from prime_augment.recipes import _common
 
@@ -51,7 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=1, help="timed repeats; the median is reported (1)")
     b.add_argument("--deepfool", action="store_true", help="also compare the two DeepFools (50 steps)")
     b.add_argument("--skip-torchattacks", action="store_true", help="time only this implementation")
+    b.add_argument(
+        "--attacks", nargs="+", choices=ATTACKS, default=["sparsefool", "ta-sparsefool"],
+        help="attacks to run on the same images (default: sparsefool ta-sparsefool)",
+    )  # fmt: skip
+    b.add_argument("--jsma-theta", type=float, default=1.0, help="JSMA: change added per value (1.0)")
+    b.add_argument("--jsma-gamma", type=float, default=0.1, help="JSMA: max share of values changed (0.1)")
+    b.add_argument("--onepixel-pixels", type=int, default=1, help="one-pixel: pixels changed (1)")
+    b.add_argument("--onepixel-steps", type=int, default=10, help="one-pixel: evolution steps (10)")
+    b.add_argument("--onepixel-popsize", type=int, default=10, help="one-pixel: population multiplier (10)")
     return p
+
+
+ATTACKS = ("sparsefool", "ta-sparsefool", "jsma", "onepixel")
 
 
 def run_side(
@@ -90,21 +109,43 @@ def run_side(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _common.parse_with_config(build_parser(), argv)
+    attacks = [a for a in dict.fromkeys(args.attacks) if not (args.skip_torchattacks and a != "sparsefool")]
+    if not attacks:
+        raise SystemExit("--attacks: nothing to run (--skip-torchattacks drops the torchattacks attacks)")
+    if not (0 < args.jsma_gamma <= 1):
+        raise SystemExit(f"--jsma-gamma must be in (0, 1], got {args.jsma_gamma}")
+    for name in ("onepixel_pixels", "onepixel_steps", "onepixel_popsize"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     s = Setup(args)
     images, labels, selection = s.select()
     bs, reps = args.batch_size, max(1, args.repeats)
+    need_ta = any(a != "sparsefool" for a in attacks) or (args.deepfool and not args.skip_torchattacks)
+    ta = _torchattacks() if need_ta else None
     sides: dict[str, dict] = {}
 
     def ours(x, y):
         return sparsefool(s.model, x, max_iter=args.steps, lam=args.lam, overshoot=args.overshoot).adversarial
 
-    sides["SparseFool (prime-augment, batched)"] = run_side(s, ours, images, labels, bs, reps, "ours")
-    if not args.skip_torchattacks:
-        ta = _torchattacks()
-        theirs = ta.SparseFool(s.model, steps=args.steps, lam=args.lam, overshoot=args.overshoot)
-        sides[f"SparseFool (torchattacks {ta.__version__})"] = run_side(
-            s, lambda x, y: theirs(x, y), images, labels, bs, reps, "torchattacks"
-        )
+    for name in attacks:
+        if name == "sparsefool":
+            sides["SparseFool (prime-augment, batched)"] = run_side(s, ours, images, labels, bs, reps, "ours")
+        elif name == "ta-sparsefool":
+            theirs = ta.SparseFool(s.model, steps=args.steps, lam=args.lam, overshoot=args.overshoot)
+            sides[f"SparseFool (torchattacks {ta.__version__})"] = run_side(
+                s, lambda x, y, a=theirs: a(x, y), images, labels, bs, reps, "torchattacks"
+            )
+        elif name == "jsma":
+            if s.meta.get("num_classes", 10) > 10:
+                raise SystemExit("--attacks jsma: torchattacks' JSMA targets (label + 1) mod 10")
+            jsma = ta.JSMA(s.model, theta=args.jsma_theta, gamma=args.jsma_gamma)
+            key = f"JSMA (torchattacks, theta {args.jsma_theta}, gamma {args.jsma_gamma})"
+            sides[key] = run_side(s, lambda x, y, a=jsma: a(x, y), images, labels, bs, reps, "jsma")
+        else:
+            one = ta.OnePixel(s.model, pixels=args.onepixel_pixels, steps=args.onepixel_steps,
+                              popsize=args.onepixel_popsize, inf_batch=max(bs, 32))  # fmt: skip
+            key = f"one-pixel (torchattacks, {args.onepixel_pixels} px, {args.onepixel_steps} steps)"
+            sides[key] = run_side(s, lambda x, y, a=one: a(x, y), images, labels, bs, reps, "onepixel")
     if args.deepfool:
 
         def our_df(x, y):
@@ -144,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"selection": selection, "results": sides, "device_name": env["device_name"]},
         md,
     )
+    plot_attack_comparison(sides, s.out / "sparsefool_benchmark.png")
     print(md)
     return 0
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-containers": (_R + "containers", "synthetic filling-level containers + manifest, or a C-CCM one"),
     "filling-level": (_R + "filling_level", "filling-level classification on unseen containers (C-CCM)"),
     "filling-level-sweep": (_R + "filling_level_sweep", "filling-level sweeps: depth, Beta grid, strategies"),
+    "margin-studies": (_R + "margin_studies", "margins: discriminative direction, flipped data, forgetting"),
 }
 
 
