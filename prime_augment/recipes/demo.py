@@ -565,7 +565,7 @@ def run_demo(
     summary["wall_seconds"] = time.perf_counter() - t_start
     summary["cpu_seconds"] = time.process_time() - cpu_start
     summary["load_average"] = {"start": load_start, "end": _load_average()}
-    summary["report"] = str(out / "report.md")
+    summary["report"] = str((out / "report.md").absolute())
     write_text(out / "report.md", _report(summary))
     write_json(out / "results.json", summary)
     return summary
