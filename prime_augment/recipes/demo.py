@@ -72,6 +72,7 @@ EXAMPLE = """Example:
 
 #: what a finished or interrupted demo folder holds (a re-run replaces exactly these)
 _OUTPUTS = (
+    "corruptions",
     "baseline",
     "prime",
     "gallery.png",
@@ -413,8 +414,6 @@ def run_demo(
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size!r}")
     device = torch.device(device)
-    out = Path(out)
-    _prepare_out(out)
     data = load_demo_data()
     train_x, train_y, test_x, test_y = (
         data.train_images,
@@ -431,6 +430,8 @@ def run_demo(
         corruptions, n_gallery, samples = list(_QUICK_CORRUPTIONS), 3, 1
     if batch_size > len(train_x):
         raise ValueError(f"--batch-size {batch_size} is larger than the {len(train_x)} training images")
+    out = Path(out)
+    _prepare_out(out)
 
     # 1. pictures
     pick = _one_per_class(test_y, n_gallery)
