@@ -357,3 +357,19 @@ def test_benchmark_jsma_and_one_pixel(tmp_path, attack_files):
         assert one["median_pixels_pct"] <= 100 / 64 + 1e-9
     if jsma["median_l0"] is not None:  # gamma bounds the changed values: ceil(192 * 0.02 / 2) pairs
         assert jsma["median_l0"] <= 2 * math.ceil(192 * 0.02 / 2)
+
+
+def test_load_cifar_split_pairs_and_mixes_a_sorted_file(tmp_path):
+    """A file sorted by class still gives mixed classes first, and every image keeps its label."""
+    n = 40
+    labels = np.repeat(np.arange(4), n // 4)
+    images = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 2, 2, 3)).copy()
+    np.save(tmp_path / "test_images.npy", images)
+    np.save(tmp_path / "test_labels.npy", labels)
+    for limit in (None, 12):
+        x, y = studies.load_cifar_split(tmp_path, "test", limit, seed=3)
+        index = (x[:, 0, 0, 0] * 255).round().long()
+        assert len(y) == (limit or n) and torch.equal(y, torch.from_numpy(labels)[index])
+        assert len(set(y[:8].tolist())) > 1 and len(set(index.tolist())) == len(index)
+    with pytest.raises(SystemExit, match=r"missing train_images\.npy"):
+        studies.load_cifar_split(tmp_path, "train", None, seed=0)
