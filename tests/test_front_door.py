@@ -53,6 +53,13 @@ def test_readme_quick_start_runs():
     assert math.isfinite(ns["loss"].item())
 
 
+def test_readme_lists_every_command():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## The commands", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([a-z-]+)[ `]", section, re.MULTILINE))
+    assert set(cli.COMMANDS) <= listed, f"README's command table lacks {sorted(set(cli.COMMANDS) - listed)}"
+
+
 # ---------------------------------------------------------------------------------------------- demo data
 def test_demo_data_is_real_balanced_and_small():
     path = demo.demo_data_path()
