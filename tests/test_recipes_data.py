@@ -152,3 +152,13 @@ def test_imagenet_c_layout(tmp_path):
     (tmp_path / "c" / "fog" / "2").rename(tmp_path / "c" / "fog" / "3")
     with pytest.raises(ValueError, match="severities"):
         open_corruptions(tmp_path / "c", spec)
+
+
+def test_atomic_writes_get_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from prime_augment.recipes._common import _UMASK, write_json
+
+    write_json(tmp_path / "r.json", {"a": 1})
+    assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == 0o666 & ~_UMASK
