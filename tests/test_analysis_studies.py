@@ -256,9 +256,18 @@ def test_margin_studies_forgetting(tmp_path, cifar_dir):
     assert studies.main(args) == 0
     rec = json.loads((out / "forgetting.json").read_text())
     assert list(rec["profiles"]) == ["1: low + high", "2: low-pass only", "3: low + high again"]
-    assert set(rec["high_frequency_median"]) == {"stage1", "stage2", "stage3"}
+    assert set(rec["high_frequency_median"]) == set(rec["high_low_ratio"]) == {"stage1", "stage2", "stage3"}
     assert all(set(a) == {"full", "low_pass"} for a in rec["accuracy"].values())
     assert len(list((out / "forgetting_models").glob("stage*.pt"))) == 3 and (out / "forgetting.png").exists()
+    # stage 1 from a saved model: no training, the same stage-1 margins
+    out2 = tmp_path / "o2"
+    init = out / "forgetting_models" / "stage1.pt"
+    assert studies.main([*args[:2], str(out2), *args[3:], "--init", str(init)]) == 0
+    rec2 = json.loads((out2 / "forgetting.json").read_text())
+    assert rec2["history"]["1: low + high"] == [{"loaded": str(init)}]
+    assert rec2["profiles"]["1: low + high"] == rec["profiles"]["1: low + high"]
+    with pytest.raises(SystemExit, match="--init /nonexistent"):
+        studies.main([*args, "--init", "/nonexistent"])
 
 
 @pytest.mark.parametrize(

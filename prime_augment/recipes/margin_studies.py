@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cutoff", type=int, default=16, help="forgetting: low-pass DCT cutoff (default 16)")
     c.add_argument("--finetune-epochs", type=int, default=4, help="forgetting: epochs per fine-tuning (4)")
     c.add_argument("--finetune-lr", type=float, default=0.05, help="forgetting: fine-tuning peak LR (0.05)")
+    c.add_argument(
+        "--init", default=None,
+        help="forgetting: a saved model (model.pt or run folder) as stage 1 instead of training one",
+    )  # fmt: skip
     return p
 
 
@@ -408,52 +412,71 @@ def study_forgetting(args, device, out: Path) -> tuple[dict[str, Any], str]:
         ("2: low-pass only", low, args.finetune_epochs, args.finetune_lr),
         ("3: low + high again", x, args.finetune_epochs, args.finetune_lr),
     ]
-    model = None
+    model, arch = None, args.arch
+    if args.init:
+        from .models import load_model
+
+        try:
+            model, meta = load_model(args.init)
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"--init {args.init}: {e}") from e
+        if meta["num_classes"] != k:
+            raise SystemExit(f"--init {args.init}: the model has {meta['num_classes']} classes, the data {k}")
+        model, arch = model.to(device).eval(), meta["arch"]
     profiles, margins_all, accs, histories, seconds = {}, {}, {}, {}, 0.0
     for i, (name, data, epochs, lr) in enumerate(stages):
-        model, histories[name] = train_classifier(
-            data, y, arch=args.arch, num_classes=k, epochs=epochs, lr=lr, batch_size=args.batch_size,
-            seed=args.seed + i, device=device, progress=not args.no_progress, model=model,
-        )  # fmt: skip
+        if i == 0 and args.init:
+            histories[name] = [{"loaded": str(args.init)}]
+        else:
+            model, histories[name] = train_classifier(
+                data, y, arch=arch, num_classes=k, epochs=epochs, lr=lr, batch_size=args.batch_size,
+                seed=args.seed + i, device=device, progress=not args.no_progress, model=model,
+            )  # fmt: skip
         accs[name] = {"full": accuracy(model, xt, yt, device),
                       "low_pass": accuracy(model, xt_low, yt, device)}  # fmt: skip
-        _common.atomic_torch_save(model_record(model, args.arch, k, study="forgetting", stage=name),
+        _common.atomic_torch_save(model_record(model, arch, k, study="forgetting", stage=name),
                                   out / "forgetting_models" / f"stage{i + 1}.pt")  # fmt: skip
         m, dt = margin_profile(model, xt[: args.eval_images], spaces, args, device, f"margins stage {i + 1}")
         seconds += dt
         margins_all[name] = m
         profiles[name] = _records([n for n, _ in spaces], m, [s.dim(shape) for _, s in spaces])
     high = [j for j, (_, s) in enumerate(dct) if s.rows[0] >= args.cutoff]
-    if not high:
-        raise SystemExit(f"no DCT block starts at or above --cutoff {args.cutoff}: lower the cutoff")
+    low_blocks = [j for j, (_, s) in enumerate(dct) if s.rows[1] <= args.cutoff]
+    if not high or not low_blocks:
+        raise SystemExit(f"--cutoff {args.cutoff}: need DCT blocks entirely below and above it (see --block)")
 
-    def high_median(name: str) -> float:
-        return float(np.median(margins_all[name][high].numpy()))  # inf where more than half unreached
+    def pooled(name: str, rows: list[int]) -> float:
+        return float(np.median(margins_all[name][rows].numpy()))  # inf where more than half unreached
 
-    s1, s2, s3 = (high_median(n) for n, *_ in stages)
+    s1, s2, s3 = (pooled(n, high) for n, *_ in stages)
+    # relative to the low frequencies (which also move when the model changes): the invariance signal
+    r1, r2, r3 = (pooled(n, high) / pooled(n, low_blocks) for n, *_ in stages)
     checks = {
-        "high-frequency margins grow on low-pass data (stage 2 > stage 1)": bool(s2 > s1),
-        "and shrink back on full data (stage 3 < stage 2)": bool(s3 < s2),
+        "high/low margin ratio grows on low-pass data (stage 2 > stage 1)": bool(r2 > r1),
+        "and falls back on full data (stage 3 < stage 2)": bool(r3 < r2),
     }
     plot_margin_profiles(
         {n: m[: len(dct)] for n, m in margins_all.items()}, out / "forgetting.png",
         labels=[n for n, _ in dct],
-        title=f"{args.arch}: train on CIFAR-10, fine-tune on low-pass (cutoff {args.cutoff}), then full",
+        title=f"{arch}: train on CIFAR-10, fine-tune on low-pass (cutoff {args.cutoff}), then full",
         xlabel=f"{args.block}x{args.block} DCT block along the diagonal (low to high frequency)",
     )  # fmt: skip
     md = _profile_table(profiles)
     acc_rows = [[n, f"{a['full']:.1f}", f"{a['low_pass']:.1f}"] for n, a in accs.items()]
     md += "\n\n" + _common.table(acc_rows, ["stage", "test acc. full (%)", "test acc. low-pass (%)"])
+    first = f"the model {args.init} (stage 1)" if args.init else f"{args.epochs} epochs on full images"
     md += (
-        f"\n\n{args.arch}, {len(x)} CIFAR-10 training images: {args.epochs} epochs on full images, then "
+        f"\n\n{arch}, {len(x)} CIFAR-10 training images: {first}, then "
         f"{args.finetune_epochs} on low-pass images (DCT cutoff {args.cutoff}), then {args.finetune_epochs} "
         f"on full images; margins of the same {min(args.eval_images, len(xt))} full test images after each "
-        f"stage. Median margin over the blocks above the cutoff: {_f(s1)} -> {_f(s2)} -> {_f(s3)}."
+        f"stage. Median margin over the blocks above the cutoff: {_f(s1)} -> {_f(s2)} -> {_f(s3)}; its "
+        f"ratio to the median over the blocks below it: {_f(r1)} -> {_f(r2)} -> {_f(r3)}."
         + _checks_text(checks)
     )
     results = {
         "accuracy": accs, "history": histories, "profiles": profiles, "checks": checks,
-        "high_frequency_median": {"stage1": s1, "stage2": s2, "stage3": s3}, "seconds_margins": seconds,
+        "high_frequency_median": {"stage1": s1, "stage2": s2, "stage3": s3},
+        "high_low_ratio": {"stage1": r1, "stage2": r2, "stage3": r3}, "seconds_margins": seconds,
         "reproduced": all(checks.values()),
     }  # fmt: skip
     return results, md
