@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dct_flip,
         dct_high_pass,
         dct_low_pass,
+        margin_summary,
         plot_margins,
         random_subspace,
         subspace_margin,
@@ -106,21 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, per_subspace = [], []
     for (name, sub), m in zip(spaces, margins, strict=True):
         mv = m.double().numpy()
-        fin = np.isfinite(mv)
-        q = (
-            np.percentile(np.where(fin, mv, np.inf), [25, 50, 75], method="nearest")
-            if len(mv)
-            else [np.nan] * 3
-        )
+        summary = margin_summary(mv)
+        summary.pop("images")
         rec = {
             "subspace": name,
             "rows": list(getattr(sub, "rows", (None, None))),
             "cols": list(getattr(sub, "cols", (None, None))),
             "dim": sub.dim((c, h, w)),
-            "median": float(q[1]),
-            "p25": float(q[0]),
-            "p75": float(q[2]),
-            "unreached_pct": 100.0 * float((~fin).mean()) if len(mv) else 0.0,
+            **summary,
             "margins": [float(v) if np.isfinite(v) else None for v in mv],
         }
         per_subspace.append(rec)
