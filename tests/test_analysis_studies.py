@@ -190,7 +190,8 @@ def test_new_plots(tmp_path):
     assert path.stat().st_size
     with pytest.raises(ValueError, match="same S"):
         plot_margin_profiles({"a": m, "b": torch.rand(2, 5)}, tmp_path / "q.png")
-    assert plot_delta_sweep([0.1, 0.5], [50.0, 90.0], [None, 1.5], tmp_path / "d.png").stat().st_size
+    path = plot_delta_sweep([0.1, 0.5], [50.0, 90.0], [None, 1.5], tmp_path / "d.png", unbounded=(99.0, 1.0))
+    assert path.stat().st_size
     with pytest.raises(ValueError, match="same length"):
         plot_delta_sweep([0.1], [50.0, 1.0], [1.0], tmp_path / "e.png")
     assert plot_matrix([[100.0, float("nan")], [3.0, 100.0]], ["a", "b"], ["a", "b"], tmp_path / "m.png",

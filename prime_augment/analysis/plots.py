@@ -276,6 +276,7 @@ def plot_delta_sweep(
     pixels: Sequence[float | None],
     path: str | os.PathLike,
     *,
+    unbounded: tuple[float, float | None] | None = None,
     title: str = "SparseFool: perceptibility bound delta",
 ) -> Path:
     """Fooling rate (left axis) and median % of perturbed pixels (right axis) against ``delta``.
@@ -285,11 +286,14 @@ def plot_delta_sweep(
         fooling_rate: % of images fooled at each ``delta``.
         pixels: median % of perturbed pixels of the fooled images at each ``delta`` (``None``: none fooled).
         path: the PNG to write.
+        unbounded: optional ``(fooling rate, median % pixels)`` without a bound, drawn as dotted lines.
         title: the title.
 
     Returns:
         ``path``.
     """
+    from matplotlib.ticker import NullFormatter
+
     d = _np(deltas)
     fr = _np(fooling_rate)
     px = np.array([np.nan if v is None else float(v) for v in pixels])
@@ -307,6 +311,13 @@ def plot_delta_sweep(
     ax2.plot(d, px, color="C3", marker="s", lw=2, ls="--", label="median % perturbed pixels")
     ax2.set_ylabel("median % perturbed pixels", color="C3")
     ax2.set_ylim(0, max(1.0, float(np.nanmax(px)) * 1.1) if np.isfinite(px).any() else 1.0)
+    if unbounded is not None:
+        ax.axhline(unbounded[0], color="C0", ls=":", lw=1, label="fooling rate, no bound")
+        if unbounded[1] is not None:
+            ax2.axhline(unbounded[1], color="C3", ls=":", lw=1, label="% pixels, no bound")
+    ax.set_xticks(d)
+    ax.set_xticklabels([f"{v:g}" for v in d], fontsize=8)
+    ax.xaxis.set_minor_formatter(NullFormatter())
     lines = ax.get_lines() + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right")
     ax.set_title(title, fontsize=10)

@@ -154,9 +154,10 @@ def _delta_sweep(s, args: argparse.Namespace, images: torch.Tensor, bounds: tupl
     md += (f"\n\nSparseFool on {len(x)} images; lambda {args.lam}, {args.max_iter} steps; "
            f"{env['device_name']} ({env['device']}), {env['date'][:10]}.")  # fmt: skip
     s.write("delta_sweep", {"sweep": rows}, md)
-    fin = [r for r in rows if r["delta"] is not None]
+    fin, free = rows[:-1], rows[-1]
     plot_delta_sweep([r["delta"] for r in fin], [r["fooling_rate"] for r in fin],
-                     [r["median_pixels_pct"] for r in fin], s.out / "delta_sweep.png")  # fmt: skip
+                     [r["median_pixels_pct"] for r in fin], s.out / "delta_sweep.png",
+                     unbounded=(free["fooling_rate"], free["median_pixels_pct"]))  # fmt: skip
     print(md)
     print(f"wrote {s.out}/delta_sweep.json, delta_sweep.md, delta_sweep.png")
 
