@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import sys
@@ -14,6 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a finite number, or a fraction such as ``8/255``."""
+    try:
+        num, sep, den = str(text).partition("/")
+        value = float(num) / float(den) if sep else float(num)
+    except (ValueError, ZeroDivisionError) as e:
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction like 8/255, got {text!r}") from e
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def resolve_device(name: str) -> torch.device:

@@ -15,6 +15,13 @@ Every dataset yields ``(image, label)`` with the image *not* transformed; :class
 the train and eval transforms, which end in a ``uint8`` ``tv_tensors.Image`` ``(3, H, W)``. Models
 take ``[0, 1]`` images and normalise inside (see :mod:`.models`).
 
+Extra training images (``prime-augment train --extra-train-dir DIR ...``, e.g. DeepAugment's
+pre-generated images, the method's Tab. 5.2 DA+PRIME): :func:`extra_train_set` reads a folder in the
+ImageFolder layout ``DIR/<class>/*`` with the dataset's class names, or the array layout
+``DIR/{images,labels}.npy`` (or ``train_images.npy`` / ``train_labels.npy``; an optional
+``DIR/classes.txt`` names the classes, checked against the dataset's) with images of the training
+images' size; :func:`union_train_set` joins them to the training set.
+
 Corruption sets:
 
 * the CIFAR-10-C file format (:class:`NpyCorruptions`): a folder of ``<corruption>.npy`` (uint8
@@ -34,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 from torchvision import datasets as tvd
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -51,9 +58,11 @@ __all__ = [
     "MapDataset",
     "NpyCorruptions",
     "build_data",
+    "extra_train_set",
     "imagenet100_wnids",
     "open_corruptions",
     "read_class_list",
+    "union_train_set",
 ]
 
 DATASETS = ("cifar10", "cifar100", "numpy", "folder", "imagenet", "imagenet100")
@@ -397,6 +406,119 @@ def _subset(ds: Dataset, n: int | None, seed: int, what: str) -> Dataset:
     if isinstance(ds, ArrayDataset):  # stays an array (offline augmentation needs one)
         return ArrayDataset(ds.images[idx], ds.labels[idx], name=f"{ds.name}[{n}]")
     return _Subset(ds, idx)
+
+
+# ---------------------------------------------------------------------------------------------- extra images
+def _train_side(ds: Dataset) -> int | None:
+    """The side of an array training set's images (``None`` for files)."""
+    while isinstance(ds, _Subset):
+        ds = ds.base
+    return int(ds.images.shape[1]) if isinstance(ds, ArrayDataset) else None
+
+
+def _check_classes(found: Sequence[str], spec: DataSpec, folder: Path, ignore_others: bool) -> None:
+    missing = [c for c in spec.classes if c not in set(found)]
+    unknown = [] if ignore_others else sorted(set(found) - set(spec.classes))
+    if missing or unknown:
+        raise ValueError(
+            f"--extra-train-dir {folder}: its classes do not match the dataset's: missing {missing[:10]}"
+            f"{' ...' if len(missing) > 10 else ''}, unknown {unknown[:10]}"
+            f"{' ...' if len(unknown) > 10 else ''} (the dataset's {len(spec.classes)} classes: "
+            f"{spec.classes[:10]}{' ...' if len(spec.classes) > 10 else ''}; found {sorted(found)[:10]})"
+        )
+
+
+def extra_train_set(
+    folder: str | os.PathLike, spec: DataSpec, *, ignore_other_classes: bool = False
+) -> Dataset:
+    """Extra training images of a folder, labelled with the dataset's class indices.
+
+    Args:
+        folder: ``DIR/<class>/*`` image files, or ``DIR/images.npy`` + ``DIR/labels.npy`` (uint8
+            ``[N, H, W, 3]``, integer labels in ``[0, num_classes)``; ``train_images.npy`` /
+            ``train_labels.npy`` also work; an optional ``classes.txt`` is checked against the dataset's
+            class names).
+        spec: the dataset the images join (its classes, and for an array training set its image size).
+        ignore_other_classes: class folders the dataset does not have are skipped (ImageNet-100 or a
+            ``--class-list``: the dataset is a selection) instead of being an error.
+
+    Returns:
+        A dataset of ``(untransformed image, label)`` (:class:`ArrayDataset` for arrays).
+
+    Raises:
+        FileNotFoundError: no such folder, or neither layout in it.
+        ValueError: a class mismatch (naming the folder, the missing and unknown classes), labels out of
+            range or images of another size.
+    """
+    root = Path(folder).expanduser()
+    what = f"--extra-train-dir {root}"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what}: no such folder")
+    for img_name, lab_name in (("images.npy", "labels.npy"), ("train_images.npy", "train_labels.npy")):
+        if (root / img_name).exists():
+            images = _load_npy(root / img_name, what)
+            labels = np.asarray(_load_npy(root / lab_name, what, mmap=False))
+            try:
+                ds = ArrayDataset(images, labels, name=str(root / img_name))
+            except ValueError as e:
+                raise ValueError(f"{what}: {e}") from e
+            if (root / "classes.txt").exists():
+                names = read_class_list(root / "classes.txt")
+                if names != list(spec.classes):
+                    _check_classes(names, spec, root, False)
+                    raise ValueError(
+                        f"{what}: classes.txt lists the dataset's classes in another order: {names[:10]}"
+                    )
+            if len(ds) and (ds.labels.min() < 0 or ds.labels.max() >= spec.num_classes):
+                raise ValueError(
+                    f"{what}: labels must be in [0, {spec.num_classes}), got [{ds.labels.min()}, "
+                    f"{ds.labels.max()}]"
+                )
+            side = _train_side(spec.train) or (spec.image_size if spec.family == "small" else None)
+            if side is not None and images.shape[1:3] != (side, side):
+                raise ValueError(
+                    f"{what}: images of {images.shape[1]}x{images.shape[2]} px, the training images are "
+                    f"{side}x{side}"
+                )
+            return ds
+    found = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    if not found:
+        raise FileNotFoundError(
+            f"{what}: expected class folders <class>/* or images.npy + labels.npy, found neither"
+        )
+    _check_classes(found, spec, root, ignore_other_classes)
+    files = _ImageFiles(_find_images(root, {c: i for i, c in enumerate(spec.classes)}, what))
+    if spec.family == "small":
+        from PIL import Image
+
+        with Image.open(files.samples[0][0]) as im:
+            size = im.size
+        side = _train_side(spec.train) or spec.image_size
+        if size != (side, side):
+            raise ValueError(
+                f"{what}: {files.samples[0][0]} is {size[0]}x{size[1]} px, the training images are "
+                f"{side}x{side} (small images are not resized)"
+            )
+    return files
+
+
+def union_train_set(
+    spec: DataSpec, folders: Sequence[str | os.PathLike], *, ignore_other_classes: bool = False
+) -> Dataset:
+    """The training set joined with the images of every folder (:func:`extra_train_set`).
+
+    Arrays of the training images' size are concatenated into one :class:`ArrayDataset` (so offline
+    augmentation still works); otherwise the result is a ``ConcatDataset``. The training set comes first.
+    """
+    extra = [extra_train_set(f, spec, ignore_other_classes=ignore_other_classes) for f in folders]
+    parts = [spec.train, *extra]
+    if not extra:
+        return spec.train
+    if all(isinstance(p, ArrayDataset) for p in parts) and len({p.images.shape[1:] for p in parts}) == 1:
+        images = np.concatenate([np.asarray(p.images) for p in parts])
+        labels = np.concatenate([p.labels for p in parts])
+        return ArrayDataset(images, labels, name=f"{parts[0].name} + {len(parts) - 1} extra folder(s)")
+    return ConcatDataset(parts)
 
 
 # ---------------------------------------------------------------------------------------------- corruptions

@@ -27,6 +27,13 @@ What it does, and where:
   ``config.deterministic``).
 * **DDP** — under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP (NCCL on CUDA, gloo on
   the CPU); ``config.batch_size`` is the global batch, split over the processes; only rank 0 writes.
+* **adversarial training** — ``config.adversarial`` (an :class:`Adversarial`): every (augmented) batch
+  is replaced by its PGD adversarial (:func:`prime_augment.attacks.pgd`, l-inf or l2) before the training
+  step, the loss being the cross-entropy on the adversarial images only (Madry et al. 2018). The attack
+  runs on the bare model (not the DDP / compiled wrapper), inside the same autocast as the step; its
+  random start is drawn from a generator seeded by ``(seed, epoch, step, rank)``, so resuming stays exact.
+  By default the attack sees train-mode batch norm (batch statistics, as the training step) and the
+  running statistics are restored after it (``Adversarial.model_mode``).
 * **hooks** — ``sampler_fn(epoch, generator) -> indices`` replaces the uniform shuffle (e.g.
   class-balanced sampling); ``validate_fn(model) -> dict`` runs every ``config.val_every`` epochs and, with
   ``select_metric``, keeps the best weights in ``best.pt``; ``on_step(trainer, epoch, step)`` is called
@@ -55,6 +62,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
+from ..attacks import MODEL_MODES, NORMS, default_step_size, pgd
 from ..losses import JSDLoss, JSDViews, jsd_views
 from ..prime import PRIME
 from ._common import atomic_torch_save, write_json, write_text
@@ -65,6 +73,7 @@ __all__ = [
     "AUGMENTATIONS",
     "PLACEMENTS",
     "SCHEDULES",
+    "Adversarial",
     "Augmentation",
     "DistInfo",
     "EpochSampler",
@@ -85,6 +94,57 @@ CHECKPOINT_FORMAT = "prime-augment-train/1"
 
 
 # ---------------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class Adversarial:
+    """PGD adversarial training (see :func:`prime_augment.attacks.pgd` for the attack).
+
+    Args:
+        norm: ``"linf"`` or ``"l2"``.
+        eps: radius in pixel units of ``[0, 1]`` images (``> 0``; Madry et al. CIFAR-10: l-inf ``8/255``).
+        steps: PGD steps (``>= 1``; Madry et al. CIFAR-10: 7).
+        step_size: ``None``: ``2.5 eps / steps``.
+        random_start: start each attack from a uniform point of the ball.
+        model_mode: ``"train"`` (batch-norm with batch statistics during the attack, running statistics
+            restored afterwards) or ``"eval"`` (the running statistics).
+
+    Example:
+        >>> Adversarial("linf", 8 / 255, steps=7).resolved_step_size() == 2.5 * 8 / 255 / 7
+        True
+    """
+
+    norm: str = "linf"
+    eps: float = 8 / 255
+    steps: int = 7
+    step_size: float | None = None
+    random_start: bool = True
+    model_mode: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"adversarial norm must be one of {NORMS}, got {self.norm!r}")
+        if not (isinstance(self.eps, (int, float)) and 0 < self.eps < math.inf):
+            raise ValueError(f"adversarial eps must be a positive number, got {self.eps!r}")
+        if self.norm == "linf" and self.eps > 1:
+            raise ValueError(f"adversarial eps {self.eps!r} > 1: l-inf radii are in [0, 1] pixel units")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"adversarial steps must be a positive int, got {self.steps!r}")
+        if self.step_size is not None and not (0 < self.step_size < math.inf):
+            raise ValueError(
+                f"adversarial step_size must be a positive number or None, got {self.step_size!r}"
+            )
+        if self.model_mode not in MODEL_MODES:
+            raise ValueError(f"adversarial model_mode must be one of {MODEL_MODES}, got {self.model_mode!r}")
+
+    def resolved_step_size(self) -> float:
+        return self.step_size if self.step_size is not None else default_step_size(self.eps, self.steps)
+
+    def describe(self) -> str:
+        return (
+            f"PGD-{self.steps} {self.norm} eps {self.eps:.4g} step {self.resolved_step_size():.4g}"
+            f"{' random start' if self.random_start else ''}, {self.model_mode}-mode BN during the attack"
+        )
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of a training run (all explicit; recorded in the run directory).
@@ -110,6 +170,7 @@ class TrainConfig:
         val_every: validate every that many epochs (with a ``validate_fn``).
         progress: tqdm progress bars (rank 0).
         drop_last: drop the last incomplete batch of an epoch.
+        adversarial: PGD adversarial training (an :class:`Adversarial`), or ``None``.
     """
 
     epochs: int
@@ -135,6 +196,7 @@ class TrainConfig:
     val_every: int = 1
     progress: bool = True
     drop_last: bool = True
+    adversarial: Adversarial | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "num_splits", "val_every"):
@@ -153,6 +215,10 @@ class TrainConfig:
             raise ValueError(f"workers must be >= 0, got {self.workers!r}")
         if self.grad_clip is not None and self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0 or None, got {self.grad_clip!r}")
+        if self.adversarial is not None and not isinstance(self.adversarial, Adversarial):
+            raise TypeError(f"adversarial must be an Adversarial or None, got {self.adversarial!r}")
+        if self.adversarial is not None and self.jsd:
+            raise ValueError("adversarial training and the JSD loss cannot be combined (attack one view)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -644,6 +710,7 @@ class Trainer:
                 f"training {self.arch} on {len(self.train_set)} images for {cfg.epochs} epochs, "
                 f"{steps} steps/epoch, "
                 f"device {device}, {info.world_size} process(es), {self.augmentation.describe(device)}"
+                + (f", adversarial: {cfg.adversarial.describe()}" if cfg.adversarial is not None else "")
             )
         for epoch in range(start, cfg.epochs):
             stats = self._epoch(net, model, epoch, sampler, opt, sched, criterion, amp, cl, steps)
@@ -683,6 +750,26 @@ class Trainer:
             metrics, self.best = box
         return metrics
 
+    def _attack(
+        self, model: nn.Module, inputs: torch.Tensor, y: torch.Tensor, epoch: int, step: int, amp: bool
+    ) -> torch.Tensor:
+        """The PGD adversarial of the batch (the bare model: no DDP gradient hooks fire)."""
+        adv, cfg = self.config.adversarial, self.config
+        g = _attack_generator(self.device, cfg.seed, epoch, step, self.dist.rank)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+            return pgd(
+                model,
+                inputs,
+                y,
+                norm=adv.norm,
+                eps=adv.eps,
+                step_size=adv.resolved_step_size(),
+                steps=adv.steps,
+                random_start=adv.random_start,
+                generator=g,
+                model_mode=adv.model_mode,
+            )
+
     def _epoch(self, net, model, epoch, sampler, opt, sched, criterion, amp, cl, steps) -> dict[str, Any]:
         cfg, device = self.config, self.device
         net.train()
@@ -700,6 +787,8 @@ class Trainer:
         for step, (x, y) in enumerate(bar):
             y = y.to(device, non_blocking=True)
             inputs = self.augmentation.on_device(x, device, cfg.jsd, cfg.num_splits)
+            if cfg.adversarial is not None:
+                inputs = self._attack(model, inputs, y, epoch, step, amp)
             if cl:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -740,6 +829,12 @@ class Trainer:
             "seconds": dt,
             "images_per_s": count / max(dt, 1e-9),
         }
+
+
+def _attack_generator(device: torch.device, seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
+    """The random-start generator of one training step: a function of ``(seed, epoch, step, rank)``."""
+    key = ((seed * 1_000_003 + epoch) * 1_000_033 + step) * 1009 + rank
+    return torch.Generator(device=device).manual_seed(key % 2**63)
 
 
 def _compose(first: Callable | None, second: Callable) -> Callable:

@@ -20,6 +20,16 @@ mixing the source (training) statistics with weight ``N`` (``--bn-prior``) and s
 target images: ``single`` (``n = 1``, each test image alone), ``partial`` (``n = --bn-batch`` images
 of one corruption and severity at a time) and ``full`` (``n`` = all the images of that corruption and
 severity, estimated in a first pass).
+
+Robust accuracy (``--pgd-eps EPS ...``): the accuracy under untargeted PGD
+(:func:`prime_augment.attacks.pgd`, ``--pgd-norm``, ``--pgd-steps``, step ``2.5 eps / steps`` unless
+``--pgd-step-size``, a random start from a seeded generator) on ``--pgd-images`` test images drawn at
+random (seeded), the model in eval mode. An image counts as robust when the model classifies both it
+and its adversarial correctly. Written to ``OUT/robust.json`` and ``OUT/robust.md``; ``--corruptions-dir``
+may then be left out.
+
+A model trained with ``--preprocess`` applies its pre-processing inside (clean, corrupted and attacked
+images alike); the results record it under ``preprocessing.model_input``.
 """
 
 from __future__ import annotations
@@ -39,10 +49,19 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ._common import environment, parse_with_config, resolve_device, table, write_json, write_text
+from ..attacks import NORMS, default_step_size, pgd
+from ._common import (
+    environment,
+    fraction,
+    parse_with_config,
+    resolve_device,
+    table,
+    write_json,
+    write_text,
+)
 from .data import BENCHMARK_CORRUPTIONS, DATASETS, DataSpec, MapDataset, build_data, open_corruptions
 from .engine import to_float
-from .models import load_model
+from .models import describe_preprocess, load_model
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",
@@ -54,7 +73,9 @@ __all__ = [
     "adapt_bn",
     "corruption_metrics",
     "evaluate_model",
+    "evaluate_robustness",
     "evaluate_run",
+    "robust_accuracy",
     "write_results",
 ]
 
@@ -92,6 +113,8 @@ EXAMPLE = """Example:
   prime-augment evaluate --run runs/in100 --dataset imagenet100 --data-dir ~/imagenet \\
       --corruptions-dir ~/ImageNet-C --baseline runs/in100_standard/eval/results.json --out runs/in100/eval
   ... --bn-adapt partial --bn-prior 16 --bn-batch 64      (test-time BN adaptation)
+Robust accuracy under PGD-20 (l-inf radii 2/255 and 8/255, 1000 test images), without corruptions:
+  prime-augment evaluate --run runs/c10_at --pgd-eps 2/255 8/255 --pgd-steps 20 --out runs/c10_at/pgd
 """
 
 
@@ -561,6 +584,7 @@ def evaluate_run(
     mode = _default_mce(spec, base_res) if mce == "auto" else mce
     res.update(corruption_metrics(res["clean_accuracy"], res["per_corruption"], mode=mode, baseline=base_res))
     pre = dict(spec.preprocessing)
+    pre["model_input"] = describe_preprocess(meta.get("preprocess"))
     if cset.layout == "npy":
         pre["corrupted"] = "as stored (uint8 arrays)" + (
             f", resized to {spec.image_size}px" if cset.transform is not None else ""
@@ -582,6 +606,154 @@ def evaluate_run(
     return res
 
 
+# ---------------------------------------------------------------------------------------------- robustness
+def robust_accuracy(
+    model: nn.Module,
+    dataset: Dataset,
+    eps: Sequence[float],
+    *,
+    norm: str = "linf",
+    steps: int = 20,
+    step_size: float | None = None,
+    random_start: bool = True,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    workers: int = 0,
+    amp: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Clean accuracy and accuracy under PGD at every radius (in %), the model in eval mode.
+
+    Args:
+        model: the classifier on ``[0, 1]`` images (not modified).
+        dataset: ``(uint8 or float image, label)`` items.
+        eps: the radii (``>= 0``, pixel units of ``[0, 1]`` images).
+        norm, steps, step_size, random_start: of :func:`prime_augment.attacks.pgd` (``step_size=None``:
+            ``2.5 eps / steps`` for each radius).
+        seed: seeds the random starts (a generator per batch and radius: the result does not depend on
+            ``workers``).
+        amp: bf16 autocast on CUDA (the perturbation stays float32).
+
+    Returns:
+        ``{"clean_accuracy", "robust": [{"eps", "step_size", "accuracy"}, ...], "n"}``; an image is
+        robust at a radius when it and its adversarial are both classified correctly.
+    """
+    device = torch.device(device)
+    model = copy.deepcopy(model).to(device).eval()
+    eps = [float(e) for e in eps]
+    if not eps or any(not (e >= 0 and math.isfinite(e)) for e in eps):
+        raise ValueError(f"--pgd-eps must be finite radii >= 0, got {eps}")
+    sizes = [step_size if step_size is not None else default_step_size(e, steps) for e in eps]
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    clean = 0
+    robust = [0] * len(eps)
+    total = 0
+    bar = tqdm(loader, desc=f"PGD-{steps} {norm}", leave=False, disable=not progress)
+    use_amp = amp and device.type == "cuda"
+    for b, (x, y) in enumerate(bar):
+        x, y = to_float(x.to(device, non_blocking=True)), y.to(device)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            ok = model(x).argmax(1) == y
+        clean += int(ok.sum())
+        total += int(y.shape[0])
+        for i, (e, a) in enumerate(zip(eps, sizes, strict=True)):
+            g = torch.Generator(device=device).manual_seed((seed * 1_000_003 + b) * 1009 + i)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                adv = pgd(
+                    model, x, y, norm=norm, eps=e, step_size=a, steps=steps, random_start=random_start,
+                    generator=g, model_mode="eval",
+                )  # fmt: skip
+                with torch.no_grad():
+                    robust[i] += int((ok & (model(adv).argmax(1) == y)).sum())
+        shown = zip(eps, robust, strict=True)
+        bar.set_postfix_str(" ".join(f"{e:.3g}:{100 * r / total:.1f}%" for e, r in shown))
+    if total == 0:
+        raise ValueError("robust accuracy: no images to evaluate")
+    return {
+        "clean_accuracy": 100.0 * clean / total,
+        "robust": [
+            {"eps": e, "step_size": a, "accuracy": 100.0 * r / total}
+            for e, a, r in zip(eps, sizes, robust, strict=True)
+        ],
+        "n": total,
+    }
+
+
+def evaluate_robustness(
+    run: str | os.PathLike,
+    spec: DataSpec,
+    out_dir: str | os.PathLike,
+    eps: Sequence[float],
+    *,
+    norm: str = "linf",
+    steps: int = 20,
+    step_size: float | None = None,
+    random_start: bool = True,
+    images: int | None = 1000,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    workers: int = 0,
+    amp: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """PGD accuracy of the model of a run (:func:`robust_accuracy`) on ``images`` random test images
+    (seeded by ``seed``; ``None``: all), written to ``out_dir/robust.json`` and ``robust.md``."""
+    if norm not in NORMS:
+        raise ValueError(f"--pgd-norm must be one of {NORMS}, got {norm!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"--pgd-steps must be >= 1, got {steps!r}")
+    if images is not None and images < 1:
+        raise ValueError(f"--pgd-images must be >= 1, got {images!r}")
+    model, meta = load_model(run)
+    if meta["num_classes"] != spec.num_classes:
+        raise ValueError(f"the model has {meta['num_classes']} classes, the dataset {spec.num_classes}")
+    ds: Dataset = MapDataset(spec.val, spec.eval_transform)
+    if images is not None and images < len(ds):
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:images].sort().values
+        ds = torch.utils.data.Subset(ds, idx.tolist())
+    res = robust_accuracy(
+        model, ds, eps, norm=norm, steps=steps, step_size=step_size, random_start=random_start, seed=seed,
+        device=device, batch_size=batch_size, workers=workers, amp=amp, progress=progress,
+    )  # fmt: skip
+    res.update(
+        attack={
+            "name": "PGD (untargeted, cross-entropy, last iterate)",
+            "norm": norm,
+            "steps": steps,
+            "random_start": random_start,
+            "seed": seed,
+            "model_mode": "eval",
+        },
+        model={"path": str(run), **{k: meta[k] for k in ("arch", "num_classes") if k in meta}},
+        preprocessing={**spec.preprocessing, "model_input": describe_preprocess(meta.get("preprocess"))},
+        test_set=f"{spec.name} validation/test split: {res['n']} of {len(spec.val)} images (seed {seed})",
+        environment=environment(device),
+    )
+    out = Path(out_dir)
+    write_json(out / "robust.json", res)
+    scale = 255 if norm == "linf" else 1
+    rows = [["clean", "-", res["clean_accuracy"]]] + [
+        [f"{r['eps'] * scale:.4g}{'/255' if scale == 255 else ''}", f"{r['step_size']:.4g}", r["accuracy"]]
+        for r in res["robust"]
+    ]
+    env = res["environment"]
+    md = [
+        "# Robust accuracy under PGD",
+        "",
+        f"- model: `{run}` ({meta.get('arch')}); input pre-processing: {res['preprocessing']['model_input']}",
+        f"- attack: PGD-{steps} {norm}, {'random start' if random_start else 'no random start'}, "
+        f"model in eval mode; {res['test_set']}",
+        f"- device: {env['device']} ({env['device_name']}), date {env['date']}",
+        "",
+        table(rows, [f"eps ({norm})", "step size", "accuracy (%)"]),
+        "",
+    ]
+    write_text(out / "robust.md", "\n".join(md))
+    return res
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -596,7 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="default: the run's")
     p.add_argument("--class-list", help="class list file (default: the run's)")
     p.add_argument("--val-subset", type=int, help="evaluate the clean accuracy on a random subset")
-    p.add_argument("--corruptions-dir", required=True, help="CIFAR-10-C format folder or ImageNet-C layout")
+    p.add_argument(
+        "--corruptions-dir", help="CIFAR-10-C format folder or ImageNet-C layout (needed unless --pgd-eps)"
+    )
     p.add_argument("--corruptions", help="comma-separated subset of the corruptions (default: all found)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -609,11 +783,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bn-adapt", choices=BN_MODES, default="none", help="test-time BN adaptation")
     p.add_argument("--bn-prior", type=float, default=16.0, help="N: weight of the source statistics")
     p.add_argument("--bn-batch", type=int, default=64, help="n for --bn-adapt partial")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("robust accuracy under PGD (written to OUT/robust.json)")
+    g.add_argument(
+        "--pgd-eps", type=fraction, nargs="+", metavar="EPS", help="PGD radii, e.g. 2/255 8/255 (l-inf)"
+    )
+    g.add_argument("--pgd-norm", choices=NORMS, default="linf", help="the threat model (default linf)")
+    g.add_argument("--pgd-steps", type=int, default=20, help="PGD steps (default 20)")
+    g.add_argument("--pgd-step-size", type=fraction, help="step size (default 2.5 * eps / steps)")
+    g.add_argument("--pgd-no-random-start", action="store_true", help="start at the image")
+    g.add_argument(
+        "--pgd-images", type=int, default=1000, help="random test images to attack (default 1000; 0: all)"
+    )
+    g.add_argument("--pgd-seed", type=int, default=0, help="seed of the image draw and the random starts")
+    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -633,6 +819,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.bn_batch < 1:
         raise SystemExit(f"--bn-batch must be >= 1, got {args.bn_batch}")
+    if not args.corruptions_dir and not args.pgd_eps:
+        raise SystemExit("prime-augment evaluate: pass --corruptions-dir, --pgd-eps, or both")
     try:
         spec = build_data(
             dataset,
@@ -643,29 +831,53 @@ def main(argv: Sequence[str] | None = None) -> int:
             val_subset=args.val_subset,
         )
         names = [c.strip() for c in args.corruptions.split(",")] if args.corruptions else None
-        res = evaluate_run(
-            args.run,
-            spec,
-            args.corruptions_dir,
-            args.out,
-            device=device,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            baseline=args.baseline,
-            mce=args.mce,
-            corruption_names=names,
-            bn_adapt=args.bn_adapt,
-            bn_prior=args.bn_prior,
-            bn_batch=args.bn_batch,
-            amp=not args.no_amp,
-            progress=not args.no_progress,
-        )
+        if args.corruptions_dir:
+            res = evaluate_run(
+                args.run,
+                spec,
+                args.corruptions_dir,
+                args.out,
+                device=device,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                baseline=args.baseline,
+                mce=args.mce,
+                corruption_names=names,
+                bn_adapt=args.bn_adapt,
+                bn_prior=args.bn_prior,
+                bn_batch=args.bn_batch,
+                amp=not args.no_amp,
+                progress=not args.no_progress,
+            )
+            print(
+                f"clean {res['clean_accuracy']:.2f}%  corruption {res['corruption_accuracy']:.2f}%  "
+                f"mCE {res['mce']:.2f} ({res['mce_normalisation']})  -> {Path(args.out) / 'results.json'}"
+            )
+        if args.pgd_eps:
+            rob = evaluate_robustness(
+                args.run,
+                spec,
+                args.out,
+                args.pgd_eps,
+                norm=args.pgd_norm,
+                steps=args.pgd_steps,
+                step_size=args.pgd_step_size,
+                random_start=not args.pgd_no_random_start,
+                images=args.pgd_images or None,
+                seed=args.pgd_seed,
+                device=device,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                amp=not args.no_amp,
+                progress=not args.no_progress,
+            )
+            accs = "  ".join(f"eps {r['eps']:.4g}: {r['accuracy']:.2f}%" for r in rob["robust"])
+            print(
+                f"PGD-{args.pgd_steps} {args.pgd_norm} on {rob['n']} images: "
+                f"clean {rob['clean_accuracy']:.2f}%  {accs}  -> {Path(args.out) / 'robust.json'}"
+            )
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"prime-augment evaluate: {e}") from e
-    print(
-        f"clean {res['clean_accuracy']:.2f}%  corruption {res['corruption_accuracy']:.2f}%  "
-        f"mCE {res['mce']:.2f} ({res['mce_normalisation']})  -> {Path(args.out) / 'results.json'}"
-    )
     return 0
 
 

@@ -27,7 +27,12 @@ The recipe (the method's, on the shared training engine :mod:`prime_augment.reci
   state dict, e.g. ImageNet ResNet-18 weights saved locally) initialises the network (the classifier
   layer is re-initialised when its shape differs) and ``--freeze-blocks L`` freezes its first ``L``
   blocks: the stem is block 1, then the residual blocks in order (8 in a ResNet-18); frozen blocks keep
-  their batch-norm statistics.
+  their batch-norm statistics;
+* adversarial training (the AT strategies of §5.5.4): ``--adversarial linf|l2`` trains on the PGD
+  adversarials of the (augmented) batches (``--adv-eps``, ``--adv-steps``, ...; see
+  :func:`prime_augment.attacks.pgd`): AT on the target task. AT -> FT: ``--weights`` of a robust
+  (adversarially trained) model, ``--augment none``; AT -> DA_PRIME: the same weights with
+  ``--augment prime``.
 
 ``RUN_DIR`` (``--out``) receives ``config.json`` (options, data, versions, device), the engine's files
 (``checkpoint.pt`` every epoch, ``--resume`` continues a killed run; ``train.log``, ``log.jsonl``,
@@ -69,7 +74,7 @@ from .engine import (
     write_run_config,
 )
 from .models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, SmallCifarResNet, build_model, load_model
-from .train import load_weights, parse_primitives
+from .train import add_adversarial_arguments, load_weights, parse_primitives, resolve_adversarial
 
 __all__ = [
     "LR_FINETUNE",
@@ -97,6 +102,10 @@ EXAMPLE = """Example (synthetic containers, ResNet-18, PRIME with the ccm preset
 Plain training: --augment none.  Beta(6, 2) mixing: --alpha 6 --beta 2.  Depth m = 1: --depth 1.
 Fine-tune ImageNet weights saved as a file, first 3 blocks frozen (ST -> FT):
   ... --weights resnet18_imagenet.pth --freeze-blocks 3       (learning rate 0.005 by default)
+Adversarial training on the containers (AT), l2 PGD-5 of radius 0.5:
+  ... --augment none --adversarial l2 --adv-eps 0.5 --adv-steps 5
+AT -> FT and AT -> DA_PRIME from a robust model file (e.g. of 'prime-augment train --adversarial linf'):
+  ... --weights runs/at/model.pt --augment none        ... --weights runs/at/model.pt --augment prime
 Resume a killed run: the same command with --resume.
 """
 
@@ -127,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--weights", help="local weights to fine-tune from (model.pt or a torchvision state dict)")
     m.add_argument("--freeze-blocks", type=int, default=0, help="freeze the first L blocks (stem = block 1)")
     a = p.add_argument_group("augmentation (DA_PRIME)")
-    a.add_argument("--augment", choices=("none", "prime"), default="prime")
+    a.add_argument(
+        "--augment", choices=("none", "prime"), default="prime", help="DA_PRIME (default) or crop + flip only"
+    )
     a.add_argument("--preset", choices=tuple(PRESETS), default="ccm", help="PRIME preset (default ccm)")
     a.add_argument("--alpha", type=float, help="Beta(alpha, beta) of the final mix (ccm: 5)")
     a.add_argument("--beta", type=float, help="(ccm: 1)")
@@ -145,27 +156,28 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
     a.add_argument("--crop-padding", type=int, help="random-crop padding in pixels (default: size / 16)")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, required=True)
-    o.add_argument("--batch-size", type=int, default=32)
+    o.add_argument("--epochs", type=int, required=True, help="number of epochs")
+    o.add_argument("--batch-size", type=int, default=32, help="training batch size")
     o.add_argument(
         "--lr",
         type=float,
         help=f"starting LR, decays linearly to 0 ({LR_SCRATCH}; {LR_FINETUNE} with --weights)",
     )
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--weight-decay", type=float, default=5e-4)
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
+    o.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
     o.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the decay")
     o.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm, 0 = off")
-    o.add_argument("--label-smoothing", type=float, default=0.0)
+    o.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy")
     o.add_argument("--no-balanced", action="store_true", help="uniform shuffling instead of class-balanced")
-    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--seed", type=int, default=0, help="seeds the model, the sampling and the augmentation")
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    s.add_argument("--eval-batch-size", type=int, default=256)
+    s.add_argument("--eval-batch-size", type=int, default=256, help="batch size of validation and test")
     s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_adversarial_arguments(p)
     return p
 
 
@@ -384,6 +396,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("--freeze-blocks needs --weights (freezing random weights makes no sense)")
     if cfg["jsd"] and cfg["augment"] == "none":
         raise SystemExit("--jsd needs --augment prime")
+    if resolve_adversarial(cfg) is not None and cfg["jsd"]:
+        raise SystemExit("--adversarial and --jsd cannot be combined")
     if cfg["lr"] is None:
         cfg["lr"] = LR_FINETUNE if cfg["weights"] else LR_SCRATCH
     if cfg["augment"] == "prime":  # record the effective mixer (the preset's unless overridden)
@@ -448,6 +462,7 @@ def run(cfg: dict[str, Any], device: torch.device, manifest: Manifest | None = N
         workers=cfg["workers"],
         amp=not cfg["no_amp"],
         progress=progress,
+        adversarial=resolve_adversarial(dict(cfg)),
     )
     amp = not cfg["no_amp"]
 

@@ -6,7 +6,8 @@ writing ``OUT/<kind>.json`` (every run and the mean / std over seeds), ``OUT/<ki
 
 * ``strategies`` — training strategies side by side (built in: ``plain`` = ``--augment none``,
   ``prime`` = ``--augment prime``, the ``ccm`` preset; more with ``--strategy NAME=OPTIONS``, e.g.
-  ``--strategy "finetune=--weights w.pt --freeze-blocks 3"``): mean accuracy per split and the
+  ``--strategy "finetune=--weights w.pt --freeze-blocks 3"``, ``--strategy "at=--augment none --adversarial
+  l2"``): mean accuracy per split and the
   per-container accuracy chart of the method's Fig. 5.10;
 * ``depth`` — PRIME with chain depth ``m`` in ``--depths`` (the method's Tab. 5.7), accuracy vs ``m``;
 * ``beta`` — PRIME with the final mix ``p ~ Beta(alpha, beta)`` over the grid ``--alphas`` x ``--betas``,
@@ -57,6 +58,8 @@ Rerun the same command to resume (finished runs are skipped).
 BUILTIN_STRATEGIES = {"plain": ["--augment", "none"], "prime": ["--augment", "prime"]}
 #: options every sweep sets itself
 SWEEP_OWNS = ("--manifest", "--split", "--seed", "--out", "--resume", "--config")
+#: the options of adversarial training (left out of a run's key when it has none)
+ADVERSARIAL_KEYS = ("adversarial", "adv_eps", "adv_steps", "adv_step_size", "adv_no_random_start", "adv_bn")
 #: options of the resolved config that do not change a run's result
 NOT_IN_KEY = (
     "out",
@@ -170,6 +173,11 @@ def run_key(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
             key.pop(k, None)
     else:
         label = f"prime_a{key['alpha']:g}_b{key['beta']:g}_m{key['depth']}"
+    if key.get("adversarial", "none") == "none":  # runs without AT keep the keys (and folders) they had
+        for k in ADVERSARIAL_KEYS:
+            key.pop(k, None)
+    else:
+        label = f"at-{key['adversarial']}{key['adv_eps']:.3g}_{label}"
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{label}-{digest}", key
 

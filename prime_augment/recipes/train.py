@@ -1,5 +1,11 @@
 """``prime-augment train``: train a classifier with PRIME, AugMix or no augmentation.
 
+Also the method's other training systems: PGD adversarial training (``--adversarial linf|l2``; AT, and
+AT->FT / AT->DA_PRIME by ``--weights`` of an AT run), extra pre-generated training images such as
+DeepAugment's (``--extra-train-dir``, with PRIME on top: DA+PRIME) and the pre-processing baselines
+(``--preprocess gray|lowpass:K``, applied inside the model to every image it sees, in training after the
+augmentation, and in every evaluation of the saved model).
+
 The run directory (``--out``) receives ``config.json`` (the resolved options, versions, device),
 ``checkpoint.pt`` (atomic, every epoch; ``--resume`` continues a killed run with the same results),
 ``train.log`` and ``log.jsonl`` (per-epoch metrics), the final ``model.pt`` and, with
@@ -10,6 +16,7 @@ Multi-GPU: ``torchrun --nproc_per_node N -m prime_augment train ...`` (``--batch
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,20 +25,22 @@ from typing import Any
 
 import torch
 
+from ..attacks import MODEL_MODES, NORMS
 from ..presets import PRESETS
 from ..prime import PRIME, PRIMITIVES
-from ._common import environment, parse_with_config, resolve_device
-from .data import DATASETS, DataSpec, build_data
+from ._common import environment, fraction, parse_with_config, resolve_device
+from .data import DATASETS, ArrayDataset, DataSpec, build_data, union_train_set
 from .engine import (
     PLACEMENTS,
     SCHEDULES,
+    Adversarial,
     Augmentation,
     TrainConfig,
     Trainer,
     seed_everything,
     write_run_config,
 )
-from .models import ARCHS, build_model
+from .models import ARCHS, PREPROCESS_HELP, build_model, describe_preprocess, parse_preprocess
 
 EXAMPLE = """Example (CIFAR-10, ResNet-18, PRIME on the GPU batch, evaluated on a CIFAR-10-C folder):
   prime-augment train --dataset cifar10 --data-dir ~/data --download --arch cifar_resnet18 \\
@@ -39,7 +48,16 @@ EXAMPLE = """Example (CIFAR-10, ResNet-18, PRIME on the GPU batch, evaluated on 
 Resume a killed run: the same command with --resume.  Numpy arrays: --dataset numpy --data-dir DIR
 ({train,test}_{images,labels}.npy).  Ablation: --primitives spectral,spatial.
 Offline PRIME (k pre-generated copies per image): --offline-copies 10.
+Adversarial training (PGD-7, l-inf 8/255), then PRIME on the robust weights (AT -> DA_PRIME):
+  prime-augment train ... --adversarial linf --adv-eps 8/255 --adv-steps 7 --out runs/c10_at
+  prime-augment train ... --weights runs/c10_at/model.pt --augment prime --out runs/c10_at_prime
+DeepAugment images + PRIME (DA+PRIME): --extra-train-dir ~/data/deepaugment/EDSR ~/data/deepaugment/CAE
+Pre-processing baselines: --preprocess gray, --preprocess lowpass:16 (with --augment prime: PRIME first).
 """
+
+#: defaults of --adv-eps by norm (Madry et al.'s CIFAR-10 radii, in [0, 1] pixel units)
+ADV_EPS_DEFAULT = {"linf": 8 / 255, "l2": 0.5}
+ADV_STEPS_DEFAULT = 7
 
 #: defaults by task: (lr, weight decay, batch, one-cycle warm-up fraction, grad clip), from the method's code
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -48,6 +66,61 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "imagenet": {"lr": 0.01, "weight_decay": 1e-4, "batch_size": 256, "pct_start": 0.1, "grad_clip": 0.0},
     "large": {"lr": 0.1, "weight_decay": 1e-4, "batch_size": 256, "pct_start": 0.25, "grad_clip": 0.0},
 }
+
+
+def add_adversarial_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``--adversarial`` / ``--adv-*`` options (shared by ``train`` and ``filling-level``)."""
+    g = p.add_argument_group(
+        "adversarial training (PGD on every batch, after the augmentation; Madry et al. 2018)"
+    )
+    g.add_argument(
+        "--adversarial",
+        choices=("none", *NORMS),
+        default="none",
+        help="train on the PGD adversarials of the batches in this norm's ball (default none)",
+    )
+    g.add_argument(
+        "--adv-eps",
+        type=fraction,
+        help="radius in [0, 1] pixel units, fractions accepted (default 8/255 for linf, 0.5 for l2)",
+    )
+    g.add_argument("--adv-steps", type=int, help=f"PGD steps (default {ADV_STEPS_DEFAULT})")
+    g.add_argument("--adv-step-size", type=fraction, help="PGD step size (default 2.5 * eps / steps)")
+    g.add_argument(
+        "--adv-no-random-start", action="store_true", help="start PGD at the image, not a random point"
+    )
+    g.add_argument(
+        "--adv-bn",
+        choices=MODEL_MODES,
+        default="train",
+        help="batch norm during the attack: train = batch statistics like the training step, running "
+        "statistics restored afterwards (default); eval = the running statistics",
+    )
+
+
+def resolve_adversarial(cfg: dict[str, Any]) -> Adversarial | None:
+    """Fill in the ``--adv-*`` defaults in ``cfg`` (in place) and return the engine's config."""
+    if cfg["adversarial"] == "none":
+        given = [k for k in ("adv_eps", "adv_steps", "adv_step_size") if cfg.get(k) is not None]
+        if given or cfg.get("adv_no_random_start"):
+            names = [f"--{k.replace('_', '-')}" for k in given] or ["--adv-no-random-start"]
+            raise SystemExit(f"{', '.join(names)} needs --adversarial linf or l2")
+        return None
+    if cfg["adv_eps"] is None:
+        cfg["adv_eps"] = ADV_EPS_DEFAULT[cfg["adversarial"]]
+    if cfg["adv_steps"] is None:
+        cfg["adv_steps"] = ADV_STEPS_DEFAULT
+    try:
+        return Adversarial(
+            norm=cfg["adversarial"],
+            eps=cfg["adv_eps"],
+            steps=cfg["adv_steps"],
+            step_size=cfg["adv_step_size"],
+            random_start=not cfg["adv_no_random_start"],
+            model_mode=cfg["adv_bn"],
+        )
+    except ValueError as e:
+        raise SystemExit(f"--adversarial {cfg['adversarial']}: {e}") from e
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML file of option defaults (command-line values win)")
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", required=True, choices=DATASETS)
+    d.add_argument("--dataset", required=True, choices=DATASETS, help="the training data (see --data-dir)")
     d.add_argument(
         "--data-dir",
         required=True,
@@ -72,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--image-size", type=int, help="model input size (default: 32 CIFAR, 224 ImageNet)")
     d.add_argument("--train-subset", type=int, help="train on a random subset of that many images")
+    d.add_argument(
+        "--extra-train-dir",
+        nargs="+",
+        metavar="DIR",
+        help="extra pre-generated training images (e.g. DeepAugment's), joined to the training set: "
+        "DIR/<class>/* with the dataset's class names, or DIR/images.npy + labels.npy of the same size",
+    )
     d.add_argument("--val-subset", type=int, help="evaluate on a random subset of that many images")
     d.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers")
     m = p.add_argument_group("model")
@@ -80,12 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--weights",
-        help="local weights to fine-tune from: a prime-augment model.pt or a torchvision state dict",
+        help="local weights to fine-tune from: a prime-augment model.pt or a torchvision state dict "
+        "(AT -> FT / AT -> DA_PRIME: the model.pt of an --adversarial run)",
+    )
+    m.add_argument(
+        "--preprocess",
+        default="none",
+        help=f"fixed input pre-processing inside the model, train and test: {PREPROCESS_HELP}",
     )
     a = p.add_argument_group("augmentation")
-    a.add_argument("--augment", choices=("none", "augmix", "prime"), default="none")
+    a.add_argument(
+        "--augment", choices=("none", "augmix", "prime"), default="none", help="augmentation (default none)"
+    )
     a.add_argument("--jsd", action="store_true", help="add the JSD consistency loss (3 views, lambda 12)")
-    a.add_argument("--jsd-weight", type=float, default=12.0)
+    a.add_argument("--jsd-weight", type=float, default=12.0, help="lambda of the JSD loss (default 12)")
     a.add_argument("--primitives", default="spectral,spatial,color", help="PRIME primitives (ablation)")
     a.add_argument("--preset", choices=tuple(PRESETS), help="PRIME preset (default: the dataset's)")
     a.add_argument(
@@ -103,25 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="k > 0: pre-generate k PRIME copies per image and draw among them (array datasets)",
     )
-    a.add_argument("--augmix-severity", type=int, default=3)
+    a.add_argument("--augmix-severity", type=int, default=3, help="AugMix severity (the baseline: 3)")
     o = p.add_argument_group("optimisation (defaults by task: the method's code)")
-    o.add_argument("--epochs", type=int, required=True)
+    o.add_argument("--epochs", type=int, required=True, help="number of epochs")
     o.add_argument("--batch-size", type=int, help="global batch (default 128 CIFAR, 256 ImageNet)")
     o.add_argument("--lr", type=float, help="peak LR (default 0.2 CIFAR / IN-100, 0.01 ImageNet fine-tuning)")
     o.add_argument("--weight-decay", type=float, help="default 5e-4 CIFAR, 1e-4 ImageNet")
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--schedule", choices=SCHEDULES, default="onecycle")
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
+    o.add_argument("--schedule", choices=SCHEDULES, default="onecycle", help="per-step LR schedule")
     o.add_argument("--pct-start", type=float, help="one-cycle warm-up fraction (0.25; ImageNet 0.1)")
     o.add_argument("--warmup-epochs", type=float, default=0.0, help="warm-up of the linear schedule")
     o.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (0.5; ImageNet off)")
-    o.add_argument("--label-smoothing", type=float, default=0.0)
-    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy")
+    o.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and the augmentation")
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    s.add_argument("--no-channels-last", action="store_true")
+    s.add_argument("--no-channels-last", action="store_true", help="no channels-last memory format on CUDA")
     s.add_argument("--compile", action="store_true", help="torch.compile the model")
     s.add_argument(
         "--deterministic", action="store_true", help="deterministic kernels (exact resume on CUDA)"
@@ -129,9 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     e = p.add_argument_group("evaluation after training")
     e.add_argument("--corruptions-dir", help="evaluate on this corruption set into RUN_DIR/eval")
-    e.add_argument("--eval-batch-size", type=int, default=256)
+    e.add_argument("--eval-batch-size", type=int, default=256, help="evaluation batch size")
     e.add_argument("--mce-baseline", help="results.json of a baseline run to normalise the mCE by (IN-100)")
+    add_adversarial_arguments(p)
     return p
+
+
+#: options outside the engine's TrainConfig that change what a resumed run trains (the engine checks its own)
+CHECKED_ON_RESUME = (
+    "arch",
+    "preprocess",
+    "extra_train_dir",
+    "train_subset",
+    "augment",
+    "primitives",
+    "preset",
+)
 
 
 def task_of(spec: DataSpec) -> str:
@@ -206,6 +307,14 @@ def resolve(args: argparse.Namespace, spec: DataSpec) -> dict[str, Any]:
         raise SystemExit("--jsd needs --augment augmix or prime")
     if cfg["epochs"] < 1:
         raise SystemExit(f"--epochs must be >= 1, got {cfg['epochs']}")
+    try:
+        cfg["preprocess"] = parse_preprocess(cfg["preprocess"])
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    cfg["extra_train_dir"] = [str(Path(d).expanduser().resolve()) for d in cfg["extra_train_dir"] or []]
+    adv = resolve_adversarial(cfg)
+    if adv is not None and cfg["jsd"]:
+        raise SystemExit("--adversarial and --jsd cannot be combined")
     if task == "imagenet" and not cfg["weights"]:
         print(
             "note: the method fine-tunes ImageNet models from pretrained weights (--weights FILE)",
@@ -222,7 +331,9 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
     """Train (and evaluate) with a resolved config; returns the run directory."""
     out = Path(cfg["out"])
     seed_everything(cfg["seed"])
-    model = build_model(cfg["arch"], spec.num_classes, mean=spec.mean, std=spec.std)
+    model = build_model(
+        cfg["arch"], spec.num_classes, mean=spec.mean, std=spec.std, preprocess=cfg.get("preprocess")
+    )
     if cfg["weights"]:
         load_weights(model, cfg["weights"])
     config = TrainConfig(
@@ -245,16 +356,35 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
         compile=cfg["compile"],
         deterministic=cfg["deterministic"],
         progress=not cfg["no_progress"],
+        adversarial=resolve_adversarial(dict(cfg)),
     )
-    train_set, transform = spec.train, spec.train_transform
+    extra = cfg.get("extra_train_dir") or []
+    try:
+        base_train = union_train_set(
+            spec, extra, ignore_other_classes=spec.name == "imagenet100" or bool(cfg.get("class_list"))
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"prime-augment train: {e}") from e
+    if extra:
+        print(
+            f"training set: {len(spec.train)} images + {len(base_train) - len(spec.train)} from "
+            f"{len(extra)} extra folder(s) = {len(base_train)}",
+            file=sys.stderr,
+        )
+    train_set, transform = base_train, spec.train_transform
     if cfg["offline_copies"]:
         from .offline import OfflineDataset, generate_copies
 
         rank = int(os.environ.get("RANK", "0"))
         copies_path = out / f"offline_k{cfg['offline_copies']}.npy"
+        if not isinstance(base_train, ArrayDataset):
+            raise SystemExit(
+                "--offline-copies needs array images: the --extra-train-dir folders must be .npy arrays "
+                "of the training images' size"
+            )
         if rank == 0:
             generate_copies(
-                spec.train,
+                base_train,
                 make_prime(cfg),
                 cfg["offline_copies"],
                 copies_path,
@@ -269,7 +399,7 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
         import numpy as np
 
         copies = np.load(copies_path, mmap_mode="r")
-        train_set = OfflineDataset(spec.train, copies, views=3 if cfg["jsd"] else 1)
+        train_set = OfflineDataset(base_train, copies, views=3 if cfg["jsd"] else 1)
         aug = Augmentation("offline")
     elif cfg["augment"] == "prime":
         aug = Augmentation("prime", prime=make_prime(cfg), placement=cfg["augment_on"])
@@ -285,9 +415,11 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
             "family": spec.family,
             "classes": spec.classes,
             "class_list": cfg["class_list"],
+            "extra_train_dirs": extra,
         },
         "augment": cfg["augment"],
         "jsd": cfg["jsd"],
+        "adversarial": config.adversarial.describe() if config.adversarial is not None else None,
     }
     trainer = Trainer(
         model,
@@ -341,9 +473,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg_file = out / "config.json"
         if cfg_file.exists() and not cfg["resume"] and (out / "checkpoint.pt").exists():
             raise SystemExit(f"{out} already holds a run: pass --resume, or choose another --out")
-        write_run_config(
-            out, {"options": cfg, "preprocessing": spec.preprocessing, "environment": environment(device)}
-        )
+        if cfg["resume"] and cfg_file.exists():
+            old = json.loads(cfg_file.read_text()).get("options", {})
+            diff = [k for k in CHECKED_ON_RESUME if old.get(k, cfg[k]) != cfg[k]]
+            if diff:
+                raise SystemExit(
+                    f"--resume {out}: the run was started with other options "
+                    f"({', '.join(f'{k}: {old[k]!r} -> {cfg[k]!r}' for k in diff)})"
+                )
+        pre = {**spec.preprocessing, "model_input": describe_preprocess(cfg["preprocess"])}
+        write_run_config(out, {"options": cfg, "preprocessing": pre, "environment": environment(device)})
     run(cfg, spec, device)
     return 0
 
