@@ -256,7 +256,7 @@ def plot_margin_profiles(
         if m.shape[1] == 0:
             continue
         mc = np.minimum(m, cap)
-        p25, p50, p75 = np.percentile(mc, [25, 50, 75], axis=1)
+        p25, p50, p75 = np.percentile(mc, [25, 50, 75], axis=1, method="nearest")  # as margin_summary
         ax.fill_between(xs, p25, p75, color=f"C{i}", alpha=0.2, lw=0)
         ax.plot(xs, p50, color=f"C{i}", lw=2, marker="o", ms=4, label=f"{name} (median, 25-75 %)")
     ax.set_xticks(xs)
