@@ -146,3 +146,18 @@ def test_help_has_an_example(mod):
     p = mod.build_parser()
     assert p.prog.startswith("prime-augment ") and "Example:" in p.epilog
     assert mod.__name__ in {m for m, _ in cli.COMMANDS.values()}
+
+
+def test_default_selection_is_a_seeded_random_order_not_the_file_order(files, tmp_path):
+    """Data files are often sorted by class: by default the images are drawn in a seeded random order."""
+    from prime_augment.analysis._cli import Setup, new_parser
+
+    def picked(extra):
+        parser = new_parser("x", "test", "Example: x")
+        args = parser.parse_args([*common(files, tmp_path / "o", limit=N), "--all-images", *extra])
+        _, _, record = Setup(args).select()
+        return record["indices"]
+
+    default, again, in_order = picked([]), picked([]), picked(["--in-order"])
+    assert default == again and sorted(default) == list(range(N))
+    assert in_order == list(range(N)) and default != in_order

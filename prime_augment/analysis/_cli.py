@@ -162,7 +162,15 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, correct_only: bool 
         default=not correct_only,
         help="use every image in order, not only those the model classifies correctly",
     )
-    g.add_argument("--shuffle", action="store_true", help="draw the images in a random order (see --seed)")
+    g.add_argument(
+        "--shuffle",
+        dest="shuffle",
+        action="store_true",
+        default=True,
+        help="draw the images in a seeded random order (the default; see --seed): data files are often "
+        "sorted by class, and the first --limit images would then all come from one class",
+    )
+    g.add_argument("--in-order", dest="shuffle", action="store_false", help="take the images in file order")
     r = parser.add_argument_group("run")
     r.add_argument("--out", required=True, help="output directory (JSON, markdown table, PNG plots)")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
