@@ -5,6 +5,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +91,30 @@ def test_adversarial_config_checks():
         TrainConfig(epochs=1, jsd=True, adversarial=Adversarial())
     with pytest.raises(TypeError, match="an Adversarial"):
         TrainConfig(epochs=1, adversarial={"norm": "linf"})
+
+
+def test_adversarial_training_under_ddp(tmp_path):
+    # the attack runs on the bare module: DDP's reducer must not wait for gradients it never gets
+    data = numpy_dataset(tmp_path / "np")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+        "prime_augment", "train", *TRAIN, "--epochs", "2", "--data-dir", str(data), "--out",
+        str(tmp_path / "ddp"), "--adversarial", "linf", "--adv-steps", "1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:  # timed out: torchrun and its workers
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    log = (tmp_path / "ddp" / "train.log").read_text()
+    assert "2 process(es)" in log and "adversarial: PGD-1 linf" in log and "epoch 2/2" in log
 
 
 # ---------------------------------------------------------------------------------------------- preprocessing
