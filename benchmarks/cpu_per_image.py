@@ -5,7 +5,9 @@
 Both sides run in the same process on the same images: a uint8 ``(3, H, W)`` tensor (what a
 worker holds after decoding) at 32x32 (CIFAR preset) and 224x224 (ImageNet preset). Reported:
 median ms per image and the ratio PRIME / AugMix (target <= 1.0). A last row per size applies
-PRIME to a collated batch of ``--batch`` images in the worker (``AugmentCollate``), per image.
+PRIME to a collated batch of ``--batch`` images in the worker (``AugmentCollate``), per image, and
+a baseline row runs a straightforward reference-style PRIME (every primitive on every image, the
+color frequency axis materialised; ``_reference_style.py``) on the same image.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import environment, print_table, time_ms, write_json
+from _reference_style import ReferenceStylePRIME
 
 from prime_augment import PRIME
 
@@ -41,8 +44,10 @@ def main(argv=None) -> int:
         imgf = img.float() / 255
         augmix = v2.AugMix()  # torchvision defaults: severity 3, width 3, depth -1 (stochastic 1..3)
         prime = PRIME.from_preset(preset)
+        reference = ReferenceStylePRIME(preset)
         cases = {
             "augmix uint8": lambda f=augmix, x=img: f(x),
+            "reference-style PRIME float32": lambda f=reference, x=imgf: f(x[None]),
             "prime uint8": lambda f=prime, x=img: f(x),
             "prime float32": lambda f=prime, x=imgf: f(x),
         }

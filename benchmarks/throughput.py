@@ -5,7 +5,9 @@
 
 Cases: the CIFAR preset at B=128 and B=512 (32x32) and the ImageNet preset at B=256 (224x224),
 float32 and uint8 inputs, each primitive alone and PRIME; plus the memory floor of one read+write
-of the batch (``x.clone()``) in the same run. Median of ``--repeats`` timed calls after warm-up,
+of the batch (``x.clone()``) and a straightforward reference-style PRIME (every primitive on every
+image, the color frequency axis materialised: ``_reference_style.py``) in the same run. Median of
+``--repeats`` timed calls after warm-up,
 synchronised (CUDA events). Peak extra memory = peak allocated during the call minus what was
 allocated before it (CUDA only).
 """
@@ -20,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import environment, print_table, time_ms, write_json
+from _reference_style import ReferenceStylePRIME
 
 from prime_augment import PRIME
 
@@ -59,6 +62,8 @@ def main(argv=None) -> int:
             cases.append((name, "float32", lambda op=op, x=xf: op(x)))
             cases.append((name, "uint8", lambda op=op, x=x8: op(x)))
         cases.append(("PRIME", "float32", lambda p=prime, x=xf: p(x)))
+        reference = ReferenceStylePRIME(preset)
+        cases.append(("reference-style PRIME", "float32", lambda p=reference, x=xf: p(x)))
         cases.append(("PRIME", "uint8", lambda p=prime, x=x8: p(x)))
         for name, dtype, fn in cases:
             t = time_ms(fn, device, warmup=args.warmup, repeats=args.repeats)
