@@ -162,3 +162,13 @@ def test_atomic_writes_get_the_usual_file_permissions(tmp_path):
 
     write_json(tmp_path / "r.json", {"a": 1})
     assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == 0o666 & ~_UMASK
+
+
+def test_comma_subset_parses_and_names_the_option_and_the_unknown_names():
+    from prime_augment.recipes._common import comma_subset
+
+    assert comma_subset(" a, c ,", "things", ("a", "b", "c")) == ["a", "c"]
+    with pytest.raises(SystemExit, match=r"--things 'a,zz'.*unknown: \['zz'\]"):
+        comma_subset("a,zz", "things", ("a", "b"))
+    with pytest.raises(SystemExit, match="--things ' , '"):
+        comma_subset(" , ", "things", ("a",))

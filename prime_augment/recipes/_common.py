@@ -155,6 +155,16 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     return parser.parse_args(argv)
 
 
+def comma_subset(text: str, option: str, known: Sequence[str]) -> list[str]:
+    """The names in a comma-separated option value, each one of ``known`` (else ``SystemExit``)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        unknown = f" (unknown: {bad})" if bad else ""
+        raise SystemExit(f"--{option} {text!r}: expected a comma-separated subset of {tuple(known)}{unknown}")
+    return names
+
+
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     """A markdown table."""
     fmt = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r] for r in rows]

@@ -58,7 +58,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ._common import _atomic_write, environment, write_json, write_text
+from ._common import _atomic_write, comma_subset, environment, write_json, write_text
 
 __all__ = [
     "COLOURS",
@@ -648,14 +648,6 @@ empty, half-full, full, opaque):
 """
 
 
-def _names(text: str, what: str, known: Sequence[str]) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in known]
-    if bad or not names:
-        raise SystemExit(f"--{what} {text!r}: expected a comma-separated subset of {tuple(known)}")
-    return names
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="prime-augment make-containers",
@@ -698,10 +690,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out,
             size=args.size,
             per_level=args.per_level,
-            shapes=_names(args.shapes, "shapes", tuple(SHAPES)),
-            colours=_names(args.colours, "colours", tuple(COLOURS)),
-            test_shapes=_names(args.test_shapes, "test-shapes", tuple(SHAPES)),
-            test_colours=_names(args.test_colours, "test-colours", tuple(COLOURS)),
+            shapes=comma_subset(args.shapes, "shapes", tuple(SHAPES)),
+            colours=comma_subset(args.colours, "colours", tuple(COLOURS)),
+            test_shapes=comma_subset(args.test_shapes, "test-shapes", tuple(SHAPES)),
+            test_colours=comma_subset(args.test_colours, "test-colours", tuple(COLOURS)),
             seed=args.seed,
             progress=not args.no_progress,
         )

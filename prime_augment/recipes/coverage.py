@@ -130,10 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _common.parse_with_config(build_parser(), argv)
     check_positive(args, "samples", "pca_images", "pca_samples")
-    names = [a.strip() for a in args.augment.split(",") if a.strip()]
-    bad = [a for a in names if a not in AUGMENTS]
-    if not names or bad:
-        raise SystemExit(f"--augment: unknown {bad or names}; choose from {AUGMENTS}")
+    names = _common.comma_subset(args.augment, "augment", AUGMENTS)
     s = Setup(args)
     images, _, selection = s.select()
     augments = {n: _augmentation(n) for n in names}

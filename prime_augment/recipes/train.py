@@ -28,7 +28,7 @@ import torch
 from ..attacks import MODEL_MODES, NORMS
 from ..presets import PRESETS
 from ..prime import PRIME, PRIMITIVES
-from ._common import environment, fraction, parse_with_config, resolve_device
+from ._common import comma_subset, environment, fraction, parse_with_config, resolve_device
 from .data import DATASETS, ArrayDataset, DataSpec, build_data, union_train_set
 from .engine import (
     PLACEMENTS,
@@ -254,11 +254,7 @@ def default_preset(spec: DataSpec) -> str:
 
 
 def parse_primitives(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    bad = [n for n in names if n not in PRIMITIVES]
-    if not names or bad:
-        raise SystemExit(f"--primitives {text!r}: expected a comma-separated subset of {tuple(PRIMITIVES)}")
-    return names
+    return tuple(comma_subset(text, "primitives", PRIMITIVES))
 
 
 def load_weights(model: torch.nn.Module, path: str) -> None:
