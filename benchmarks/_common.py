@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -14,26 +12,16 @@ from typing import Any
 
 import torch
 
-from prime_augment.recipes._common import device_name
+from prime_augment.recipes._common import environment as recipes_environment
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    import torchvision
-
-    import prime_augment
-
-    return {
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "prime_augment": prime_augment.__version__,
-        "threads": torch.get_num_threads(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        # other jobs on the machine skew CPU timings: record the 1/5/15-minute load averages
-        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-    }
+    """The recipes' record (versions, device, date, argv) plus what skews timings: threads and load."""
+    info = recipes_environment(device)
+    info["threads"] = torch.get_num_threads()
+    # other jobs on the machine skew CPU timings: record the 1/5/15-minute load averages
+    info["load_average"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return info
 
 
 def sync(device: torch.device) -> None:

@@ -23,15 +23,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import device_name
 
 from prime_augment.analysis import deepfool, plot_attack_comparison, sparsefool, summarize_attack
 from prime_augment.analysis._cli import Setup, new_parser
@@ -160,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     env = _common.environment(s.device)
     if s.device.type == "cpu":
-        env["device_name"] = f"{device_name(s.device)}, {torch.get_num_threads()} thread(s)"
+        env["device_name"] = f"{_common.device_name(s.device)}, {torch.get_num_threads()} thread(s)"
     header = ["implementation", "images", "s / image", "fooling rate (%)", "median % pixels", "median l2"]
     rows = [
         [
