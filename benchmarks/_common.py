@@ -59,6 +59,57 @@ def time_ms(
     return {"median_ms": statistics.median(times), "q1_ms": q[0], "q3_ms": q[2], "repeats": repeats}
 
 
+def time_interleaved(
+    cases: dict[str, Callable[[], Any]], device: torch.device, *, warmup: int = 5, repeats: int = 30
+) -> dict[str, dict[str, float]]:
+    """:func:`time_ms` for several cases, their calls interleaved (round-robin, the order rotating each
+    round), so that every case sees the same machine state: other jobs, frequency scaling and, on the
+    CPU, the allocator (a fresh large buffer costs page faults; how many depends on what ran before).
+    Also reports the mean number of minor page faults per call (``faults``; CPU, Unix only).
+    """
+    try:
+        import resource
+
+        def faults() -> int:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except ImportError:  # pragma: no cover - Windows
+
+        def faults() -> int:
+            return 0
+
+    names = list(cases)
+    for _ in range(warmup):
+        for n in names:
+            cases[n]()
+    sync(device)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    flt: dict[str, int] = dict.fromkeys(names, 0)
+    for r in range(repeats):
+        for i in range(len(names)):
+            n = names[(i + r) % len(names)]
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                cases[n]()
+                end.record()
+                torch.cuda.synchronize(device)
+                times[n].append(start.elapsed_time(end))
+            else:
+                f0 = faults()
+                t0 = time.perf_counter()
+                cases[n]()
+                times[n].append((time.perf_counter() - t0) * 1e3)
+                flt[n] += faults() - f0
+    out = {}
+    for n in names:
+        t = times[n]
+        q = statistics.quantiles(t, n=4) if len(t) >= 4 else [min(t), statistics.median(t), max(t)]
+        out[n] = {"median_ms": statistics.median(t), "q1_ms": q[0], "q3_ms": q[2], "repeats": repeats}
+        if device.type != "cuda":
+            out[n]["faults"] = flt[n] / repeats
+    return out
+
+
 def write_json(path: str | Path, data: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,13 @@
 
 Both sides run in the same process on the same images: a uint8 ``(3, H, W)`` tensor (what a
 worker holds after decoding) at 32x32 (CIFAR preset) and 224x224 (ImageNet preset). Reported:
-median ms per image and the ratio PRIME / AugMix (target <= 1.0). A last row per size applies
-PRIME to a collated batch of ``--batch`` images in the worker (``AugmentCollate``), per image, and
-a baseline row runs a straightforward reference-style PRIME (every primitive on every image, the
-color frequency axis materialised; ``_reference_style.py``) on the same image.
+median ms per image and the ratio PRIME / AugMix (target <= 1.0). The AugMix and PRIME calls are
+interleaved one by one, so that all see the same machine and allocator state, and the minor page
+faults per image are counted (the allocator maps each fresh large buffer anew; on a virtual machine
+a fault costs microseconds). A last row per size applies PRIME to a collated batch of ``--batch``
+images in the worker (``AugmentCollate``), per image, and a baseline row, timed on its own, runs a
+straightforward reference-style PRIME (every primitive on every image, the color frequency axis
+materialised; ``_reference_style.py``) on the same image.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, print_table, time_ms, write_json
+from _common import environment, print_table, time_interleaved, write_json
 from _reference_style import ReferenceStylePRIME
 
 from prime_augment import PRIME
@@ -47,23 +50,31 @@ def main(argv=None) -> int:
         reference = ReferenceStylePRIME(preset)
         cases = {
             "augmix uint8": lambda f=augmix, x=img: f(x),
-            "reference-style PRIME float32": lambda f=reference, x=imgf: f(x[None]),
             "prime uint8": lambda f=prime, x=img: f(x),
             "prime float32": lambda f=prime, x=imgf: f(x),
         }
-        res = {n: time_ms(fn, device, warmup=args.warmup, repeats=args.repeats) for n, fn in cases.items()}
         batch = (img.float() / 255).expand(args.batch, 3, size, size).contiguous()
-        per = time_ms(lambda f=prime, x=batch: f(x), device, warmup=max(1, args.warmup // 4),
-                      repeats=max(2, args.repeats // 4))
-        res[f"prime float32, batch of {args.batch} (per image)"] = {
-            k: (v / args.batch if k.endswith("_ms") else v) for k, v in per.items()
-        }
+        batch_case = f"prime float32, batch of {args.batch} (per image)"
+        cases[batch_case] = lambda f=prime, x=batch: f(x)
+        # AugMix and PRIME interleaved call by call: each sees the same machine and allocator state
+        res = time_interleaved(cases, device, warmup=args.warmup, repeats=args.repeats)
+        # the reference-style baseline on its own (its large buffers would slow whatever runs next)
+        res["reference-style PRIME float32"] = time_interleaved(
+            {"ref": lambda f=reference, x=imgf: f(x[None])}, device, warmup=max(1, args.warmup // 4),
+            repeats=max(5, args.repeats // 4),
+        )["ref"]
+        per_image = {k: v / args.batch if k.endswith("_ms") or k == "faults" else v
+                     for k, v in res[batch_case].items()}  # fmt: skip
+        res[batch_case] = per_image
         base = res["augmix uint8"]["median_ms"]
         for name, r in res.items():
             ratio = r["median_ms"] / base
-            rows.append([f"{size}x{size}", preset if "prime" in name else "-", name, r["median_ms"], ratio])
+            rows.append([
+                f"{size}x{size}", preset if "prime" in name else "-", name, r["median_ms"], ratio, r["faults"]
+            ])
             results.append({"size": size, "preset": preset, "case": name, **r, "ratio_vs_augmix": ratio})
-    print_table(rows, ["image", "preset", "transform", "ms / image (median)", "x AugMix"])
+    header = ["image", "preset", "transform", "ms / image (median)", "x AugMix", "page faults / image"]
+    print_table(rows, header)
     write_json(args.out, {"environment": environment(device), "results": results})
     print(f"wrote {args.out}")
     return 0

@@ -54,6 +54,11 @@ def uniform(
         torch.rand(tuple(shape), generator=generator, device=_draw_device(device, generator), dtype=dtype),
         device,
     )
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        # the same numbers with fewer operations (a CPU per-image call is dispatch-bound)
+        if low == 0:
+            return u if high == 1 else u.mul_(high)
+        return u.mul_(high - low).add_(low)
     return low + (high - low) * u
 
 
@@ -87,6 +92,8 @@ def randint(
     if isinstance(low, int) and isinstance(high, int) and high < low:
         raise ValueError(f"randint: high must be >= low, got low={low} and high={high}")
     u = uniform(shape, generator=generator, device=device, dtype=torch.float64)
+    if isinstance(low, int) and isinstance(high, int):  # u >= 0: truncation is the floor
+        return u.mul_(high - low + 1).to(torch.int64).add_(low).clamp_max_(high)
     low_t = torch.as_tensor(low, device=u.device)
     high_t = torch.as_tensor(high, device=u.device)
     return (low_t + torch.floor(u * (high_t - low_t + 1)).to(torch.int64)).minimum(high_t)

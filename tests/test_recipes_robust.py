@@ -315,3 +315,19 @@ def test_filling_level_adversarial_and_at_to_da_prime(tmp_path, robust_run):
     assert name.startswith("plain-") and "adversarial" not in k
     name, k = filling_level_sweep.run_key([*key, "--augment", "none", "--adversarial", "l2"])
     assert name.startswith("at-l20.5_plain-") and k["adv_steps"] == 7
+
+
+def test_robust_accuracy_at_a_radius_does_not_depend_on_the_other_radii():
+    # the random starts of a radius are seeded by its value, not by its position in the list
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(40, 3, 8, 8, generator=g)
+    y = model(x).argmax(1)  # every image classified correctly at eps 0
+    data = list(zip(x, y, strict=True))
+    kw = {"norm": "linf", "steps": 1, "step_size": 1e-4, "random_start": True, "batch_size": 16}
+    alone = [evaluate.robust_accuracy(model, data, [e], **kw)["robust"][0]["accuracy"] for e in (0.05, 0.1)]
+    listed = evaluate.robust_accuracy(model, data, [0.0, 0.1, 0.05], **kw)["robust"]
+    assert [listed[2]["accuracy"], listed[1]["accuracy"]] == alone
+    assert listed[0]["accuracy"] == 100.0
+    assert alone[1] < 100.0  # the starts matter: the comparison is not vacuous

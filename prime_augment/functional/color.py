@@ -17,7 +17,6 @@ __all__ = ["color_lut", "sample_color_params", "sine_color"]
 RESEED = 32
 
 
-
 def _check(x: object, coeffs: object, start: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -61,11 +60,14 @@ class _Sines:
             return torch.sin(math.pi * torch.remainder(k.to(torch.float64) * self.v, 2.0))
         k = k.to(self.dtype)
         period = 2.0 * self.SCALE
-        whole = torch.remainder(torch.remainder(k, period) * self.m, period) * (1.0 / self.SCALE)
-        return torch.sin(math.pi * torch.addcmul(whole, k, self.lo))
+        # one buffer, in place: (((k mod P) m) mod P) / SCALE + k lo, times pi, sine
+        phase = torch.remainder(k, period).mul(self.m).remainder_(period).mul_(1.0 / self.SCALE)
+        return phase.addcmul_(k, self.lo).mul_(math.pi).sin_()
 
 
-def _series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+def _series(
+    v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor, active: int | None = None
+) -> torch.Tensor:
     """``sum_m coeffs[..., m] sin(pi (start + m) v)`` for values ``v`` of shape (B, C, N).
 
     Clenshaw's algorithm for the three-term recurrence ``sin((k + 1) t) = 2 cos(t) sin(k t) - sin((k - 1) t)``
@@ -74,53 +76,179 @@ def _series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor) -> torch
     blocks of :data:`RESEED`; each block ends with two seeds ``sin(pi k v)`` whose phase ``k v`` is
     reduced modulo 2 exactly (:class:`_Sines`), which bounds the rounding error (about
     ``eps * RESEED**2``) and keeps high frequencies accurate in float32. On the CPU, trailing
-    frequencies whose coefficients are zero for every image are skipped.
+    frequencies whose coefficients are zero for every image are skipped (``active``, when given, is
+    that count: see :func:`_active_frequencies`).
     """
     d = coeffs.shape[-1]
     acc = torch.zeros_like(v)
     if d == 0 or v.numel() == 0:
         return acc
     coeffs = coeffs.to(v.dtype)
-    if v.device.type == "cpu":  # skipping needs the data: free on the CPU, a sync on accelerators
-        active = torch.nonzero(coeffs.ne(0).flatten(0, -2).any(0))
-        d = int(active[-1]) + 1 if active.numel() else 0
-    alpha = 2.0 * torch.cos(math.pi * v)
+    if active is not None:
+        d = min(d, active)
+    elif v.device.type == "cpu":  # skipping needs the data: free on the CPU, a sync on accelerators
+        d = _active_frequencies(coeffs)
+    alpha = torch.mul(v, math.pi).cos_().mul_(2.0)
     k_first = start[:, None, None]
     sines = _Sines(v)
     terms = coeffs[..., :d, None].unbind(-2)  # d tensors of shape (B, C, 1)
+    pool: list[torch.Tensor] = []  # three rotating buffers: no allocation per frequency
+
+    def take() -> torch.Tensor:
+        return pool.pop() if pool else torch.empty_like(v)
+
     for k0 in range(0, d, RESEED):
         block = terms[k0 : k0 + RESEED]
         b1 = b2 = None  # Clenshaw: b_j = a_j + alpha b_{j+1} - b_{j+2}, j = G-1 .. 1
         for a in reversed(block[1:]):
             if b1 is None:
-                b_new = a.expand_as(v).clone()
-            elif b2 is None:  # the same roundings as the general step with b_{j+2} = 0
-                b_new = (alpha * b1).add_(a)
-            else:  # in place in the buffer of b_{j+2}: no allocation per frequency
-                b_new = b2.neg_().addcmul_(alpha, b1).add_(a)
+                b_new = take().copy_(a.expand_as(v))
+            else:
+                b_new = torch.addcmul(a, alpha, b1, out=take())
+                if b2 is not None:
+                    b_new.sub_(b2)
+                    pool.append(b2)
             b1, b2 = b_new, b1
         # S = phi_0 (a_0 - b_2) + phi_1 b_1, phi_j = sin((k0 + j) t) from exact seeds
         phi0 = sines(k_first + k0)
-        head = block[0] if b2 is None else block[0] - b2
-        acc.addcmul_(phi0, head)
+        acc.addcmul_(phi0, block[0])
+        if b2 is not None:
+            acc.addcmul_(phi0, b2, value=-1.0)
         if b1 is not None:
             phi1 = sines(k_first + (k0 + 1))
             acc.addcmul_(phi1, b1)
+        pool.extend(b for b in (b1, b2) if b is not None)
     return acc
+
+
+#: cost model of ``sine_color(method="auto")`` on the CPU, in microseconds, measured on one thread of
+#: an x86-64 server core: the recurrence costs about ``D (7.4 + 0.46 n)`` more than its fixed part and
+#: the table about ``150 + 35 g`` more, for ``D`` active frequencies, ``n`` thousand values and ``g``
+#: thousand table intervals (``B C G``); the cheaper one is used. Both give the same map (to 1e-5).
+_SERIES_PER_FREQUENCY = (7.4, 0.46)
+_TABLE_COST = (150.0, 35.0)
+#: proven bound on the interpolation error of the tabulated map (before float32 rounding)
+TABLE_TOLERANCE = 1e-6
+#: the finest table (grid intervals); a map that needs more is evaluated by the recurrence
+TABLE_MAX_GRID = 1 << 16
+METHODS = ("auto", "series", "table")
+
+
+def _node_derivatives(coeffs: torch.Tensor, start: torch.Tensor, grid: int, orders: int) -> torch.Tensor:
+    """``f^(k)(j / grid)`` for ``j = 0..grid`` and ``k < orders`` (``orders <= 3``), in float64.
+
+    ``f(v) = sum_m coeffs[..., m] sin(pi (start + m) v)``. On the nodes ``j / G`` the frequency ``n`` acts
+    as ``n mod 2G``, so with the weights ``y_n`` placed at ``n mod 2G`` one real FFT of length ``2G``
+    gives ``sum_n y_n e^{-i pi n j / G}`` at every node: its imaginary part is ``f`` for ``y = -a``,
+    its real part is ``f'`` for ``y = pi n a``, and its imaginary part is ``f''`` for
+    ``y = (pi n)^2 a``. Exact up to float64 rounding, whatever the frequencies.
+
+    Returns:
+        ``(orders, B, C, grid + 1)`` float64 (``C`` as in ``coeffs``).
+    """
+    b, c, d = coeffs.shape
+    dev = coeffs.device
+    n = start.to(device=dev, dtype=torch.int64)[:, None] + torch.arange(d, device=dev)  # (B, D)
+    k = torch.remainder(n, 2 * grid)
+    powers = torch.arange(orders, device=dev, dtype=torch.float64)[:, None, None]
+    w = (math.pi * n.to(torch.float64)) ** powers
+    w[0].neg_()
+    src = coeffs.to(torch.float64) * w[:, :, None, :]  # (orders, B, C, D)
+    spec = torch.zeros(orders, b, c, 2 * grid, dtype=torch.float64, device=dev)
+    spec.scatter_add_(-1, k[:, None, :].expand(orders, b, c, d), src)
+    z = torch.view_as_real(torch.fft.rfft(spec, dim=-1))  # (orders, B, C, G + 1, 2)
+    parts = (1, 0, 1)  # f: imaginary, f': real, f'': imaginary
+    return torch.stack([z[i, ..., parts[i]] for i in range(orders)])
+
+
+#: the quintic Hermite interpolant in the power basis of ``t``: ``P = M [f0, h f0', h^2 f0'', f1, h f1',
+#: h^2 f1'']``
+_HERMITE5 = (
+    (1.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0, 0.0, 0.0, 0.0),
+    (0.0, 0.0, 0.5, 0.0, 0.0, 0.0),
+    (-10.0, -6.0, -1.5, 10.0, -4.0, 0.5),
+    (15.0, 8.0, 1.5, -15.0, 7.0, -1.0),
+    (-6.0, -3.0, -0.5, 6.0, -3.0, 0.5),
+)
+
+
+def _grid_for(bound: float, tol: float) -> int | None:
+    """The coarsest power-of-two grid whose quintic Hermite interpolation error is provably ``<= tol``.
+
+    On an interval of length ``h`` the error is at most ``h^6 / 46080 max |f^(6)|``, and ``bound`` is
+    ``sum_n |a_n| (pi n)^6 >= |f^(6)|``; ``None`` when that needs more than :data:`TABLE_MAX_GRID`.
+    """
+    if bound == 0.0:
+        return 64
+    grid = max(64, 2 ** math.ceil(math.log2((bound / (46080.0 * tol)) ** (1.0 / 6.0))))
+    return grid if grid <= TABLE_MAX_GRID else None
+
+
+def _hermite_table(coeffs: torch.Tensor, start: torch.Tensor, grid: int, dtype: torch.dtype) -> torch.Tensor:
+    """Power-basis coefficients of the quintic Hermite interpolant of ``f`` on each grid interval.
+
+    On ``[j / G, (j + 1) / G]``, ``f(v) ~ sum_k P[k, ..., j] t^k`` with ``t = G v - j``; the
+    interpolant matches ``f``, ``f'`` and ``f''`` at both nodes (exact node values from
+    :func:`_node_derivatives`).
+
+    Returns:
+        ``(6, B, C, grid)`` in ``dtype``, each coefficient's table contiguous.
+    """
+    nodes = _node_derivatives(coeffs, start, grid, 3)  # (3, B, C, G + 1)
+    h = 1.0 / grid
+    m = torch.tensor(_HERMITE5, dtype=torch.float64, device=nodes.device)
+    m = m * torch.tensor([1.0, h, h * h] * 2, dtype=torch.float64, device=nodes.device)
+    ends = torch.cat((nodes[..., :-1], nodes[..., 1:]))  # (6, B, C, G): left node, then right node
+    return (m @ ends.view(6, -1)).view(ends.shape).to(dtype)
+
+
+def _table_series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor, grid: int) -> torch.Tensor:
+    """``f(v)`` for values ``v`` in ``[0, 1]`` of shape (B, C, N) from the tabulated interpolant.
+
+    ``u = G v`` (``G`` a power of two, so ``u``, its floor ``j`` and ``t = u - j`` are exact), then six
+    gathers and a Horner evaluation of degree 5: about 17 passes over ``v`` whatever the number of
+    frequencies, in four buffers (on the CPU every fresh large tensor costs page faults).
+    """
+    poly = _hermite_table(coeffs, start, grid, v.dtype)  # (6, B, Cc, G)
+    b, c, _ = v.shape
+    t = v * float(grid)
+    j = torch.floor(t).clamp_(0.0, grid - 1.0)
+    t.sub_(j)
+    idx = j.to(torch.int64)
+    table = poly.expand(6, b, c, grid)
+    acc = table[5].gather(-1, idx)
+    buf = j  # reused: same shape and dtype
+    for k in range(4, -1, -1):
+        torch.gather(table[k], -1, idx, out=buf)
+        torch.addcmul(buf, acc, t, out=acc)
+    return acc
+
+
+def _active_frequencies(coeffs: torch.Tensor) -> int:
+    """Index + 1 of the last frequency with a non-zero coefficient in any image (reads the data)."""
+    active = torch.nonzero(coeffs.ne(0).flatten(0, -2).any(0))
+    return int(active[-1]) + 1 if active.numel() else 0
 
 
 def color_lut(coeffs: torch.Tensor, start: torch.Tensor, levels: int = 256) -> torch.Tensor:
     """The color map of every (image, channel) tabulated on ``levels`` equally spaced inputs.
 
     ``lut[b, c, v] = clip(v / (levels - 1) + sum_m coeffs[b, c, m] sin(pi (start_b + m) v / (levels - 1)))``
-    computed in float64; ``sine_color`` on uint8 images is a lookup in this table.
+    computed in float64 (one inverse FFT per (image, channel), see :func:`_node_derivatives`);
+    ``sine_color`` on uint8 images is a lookup in this table.
 
     Returns:
         ``(B, C, levels)`` float64 values in ``[0, 1]`` (``C`` as in ``coeffs``).
     """
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2, got {levels}")
+    grid = levels - 1
     v = torch.linspace(0.0, 1.0, levels, dtype=torch.float64, device=coeffs.device)
-    v = v.expand(coeffs.shape[0], coeffs.shape[1], levels).contiguous()
-    return (v + _series(v, coeffs.to(torch.float64), start)).clamp(0.0, 1.0)
+    if coeffs.shape[-1] == 0 or coeffs.shape[0] == 0:
+        return v.expand(coeffs.shape[0], coeffs.shape[1], levels).clone()
+    f = _node_derivatives(coeffs, start, grid, 1)[0]
+    return (v + f).clamp_(0.0, 1.0)
 
 
 def sine_color(
@@ -129,6 +257,7 @@ def sine_color(
     start: torch.Tensor,
     *,
     clip: bool = True,
+    method: str = "auto",
 ) -> torch.Tensor:
     """Apply a random smooth, pixelwise color map to each channel of each image.
 
@@ -138,11 +267,23 @@ def sine_color(
         \\sin\\big(\\pi (s_b + m)\\, x_{b,c}\\big)\\Big)
 
     (the band of ``D`` consecutive frequencies ``s_b, ..., s_b + D - 1``; a zero coefficient switches a
-    frequency off). The series is evaluated with Clenshaw's algorithm for the sine recurrence
-    ``sin((k+1)t) = 2 cos t sin(kt) - sin((k-1)t)``, re-seeded exactly every 32 frequencies, so memory
-    stays ``O(B C H W)`` whatever ``D`` (the frequency axis is never materialised). On CUDA (float32,
-    Triton installed) the whole series runs in one fused kernel, one read and one write of the batch;
-    set ``PRIME_AUGMENT_DISABLE_TRITON=1`` to use the eager path everywhere.
+    frequency off). Memory stays ``O(B C H W)`` whatever ``D``: the frequency axis is never
+    materialised. Three evaluations of the same sum (``method``):
+
+    * ``"series"``: Clenshaw's algorithm for the sine recurrence
+      ``sin((k+1)t) = 2 cos t sin(kt) - sin((k-1)t)``, re-seeded exactly every 32 frequencies (two
+      element-wise passes per frequency). On CUDA (float32, Triton installed) the whole series runs in
+      one fused kernel, one read and one write of the batch; set ``PRIME_AUGMENT_DISABLE_TRITON=1`` to
+      use the eager recurrence everywhere.
+    * ``"table"`` (CPU): each (image, channel) map is tabulated with its first two derivatives at the
+      ``G + 1`` nodes ``j / G`` (exactly, one inverse FFT each) and evaluated as the quintic Hermite
+      interpolant, about 20 passes over the image whatever ``D``. ``G`` is the coarsest power of two
+      whose interpolation error bound ``G^-6 / 46080 sum_n |a_n| (pi n)^6`` is at most ``1e-6``, which
+      is below the float32 recurrence's own rounding error (about ``1e-5``). Values outside ``[0, 1]``
+      and maps that would need ``G > 65536`` use the series.
+    * ``"auto"`` (default): on the CPU for float32 (or narrower) images, whichever of the two a cost
+      model (measured on one CPU thread) predicts to be faster: the table for many frequencies or
+      large images, the series for few frequencies on small images; the series elsewhere.
 
     ``uint8`` images are mapped exactly through a 256-entry table per (image, channel) computed in
     float64 (:func:`color_lut`) and returned as ``uint8`` (rounded): the result is
@@ -153,6 +294,7 @@ def sine_color(
         coeffs: ``(B, C, D)`` coefficients ``a`` (or ``(B, 1, D)``: the same map on every channel).
         start: ``(B,)`` integer first frequency ``s_b >= 1`` of each image's band.
         clip: clip the result to ``[0, 1]`` (always done for ``uint8``).
+        method: ``"auto"``, ``"series"`` or ``"table"`` (above; ignored for ``uint8``).
 
     Returns:
         Same shape, dtype and device as ``x``; ``x`` is not modified.
@@ -164,8 +306,12 @@ def sine_color(
         >>> y = sine_color(x, a, torch.tensor([1, 5]))
         >>> y.shape, torch.equal(sine_color(x, 0 * a, torch.tensor([1, 5])), x)
         (torch.Size([2, 3, 4, 4]), True)
+        >>> bool((sine_color(x, a, torch.tensor([1, 5]), method="table") - y).abs().max() < 1e-5)
+        True
     """
     x, coeffs, start = _check(x, coeffs, start)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     xb, _ = flatten_batch(x)
     b, c, h, w = xb.shape
     if b == 0 or xb.numel() == 0:
@@ -178,12 +324,70 @@ def sine_color(
         return table.gather(-1, idx).reshape(x.shape)
     compute = torch.float64 if xb.dtype == torch.float64 else torch.float32
     flat = xb.reshape(b, c, h * w).to(compute)
-    if _triton_color.available(flat):  # CUDA: one fused pass instead of two per frequency
+    if method != "table" and _triton_color.available(flat):  # CUDA: one fused pass, not two per frequency
         return _triton_color.sine_color_fused(flat, coeffs, start, clip=clip).to(xb.dtype).reshape(x.shape)
-    out = flat + _series(flat, coeffs.to(device=xb.device, dtype=compute), start)
+    coeffs = coeffs.to(device=xb.device, dtype=compute)
+    groups = _plan(flat, coeffs, start, method)
+    if len(groups) == 1 and groups[0][0] is None:
+        out = _evaluate(flat, coeffs, start, *groups[0][1:])
+    else:
+        out = torch.empty_like(flat)
+        for rows, grid, active in groups:
+            idx = torch.tensor(rows, device=flat.device)
+            sub = (flat.index_select(0, idx), coeffs.index_select(0, idx), start.index_select(0, idx))
+            out.index_copy_(0, idx, _evaluate(*sub, grid, active))
     if clip:
         out = out.clamp_(0.0, 1.0)
     return out.to(xb.dtype).reshape(x.shape)
+
+
+def _evaluate(
+    v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor, grid: int | None, active: int | None
+) -> torch.Tensor:
+    """``v + f(v)`` by the table on ``grid`` or, for ``grid=None``, by the series."""
+    if grid is not None:
+        return _table_series(v, coeffs[..., :active], start, grid).add_(v)
+    return _series(v, coeffs, start, active).add_(v)
+
+
+def _plan(
+    v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor, method: str
+) -> list[tuple[list[int] | None, int | None, int | None]]:
+    """How :func:`sine_color` evaluates each image: groups ``(rows, grid, active)``.
+
+    ``rows=None`` means every image; ``grid=None`` the series, else the table on that grid; ``active``
+    the number of leading frequencies with a non-zero coefficient in the group (``None``: unknown). The
+    choice for an image depends on its own coefficients, values and size only (never on the rest of
+    the batch), so a batch gives exactly the per-image results.
+    """
+    if v.device.type != "cpu":  # reading the coefficients would synchronise: the series, no skipping
+        if method != "table":
+            return [(None, None, None)]
+    elif method == "series" or torch.compiler.is_compiling() or (method, v.dtype) == ("auto", torch.float64):
+        return [(None, None, _active_frequencies(coeffs))]
+    b, c, n = v.shape
+    d = coeffs.shape[-1]
+    if d == 0:
+        return [(None, None, 0)]
+    rank = torch.arange(1, d + 1, device=coeffs.device)
+    last = (coeffs.ne(0).any(1) * rank).amax(1).tolist()  # per image: index + 1 of its last frequency
+    freq = start.to(torch.float64)[:, None] + (rank - 1).to(torch.float64)
+    bound = (coeffs.abs().to(torch.float64) * (math.pi * freq[:, None, :]) ** 6).sum(-1).amax(1).tolist()
+    inside = ((v.amin((1, 2)) >= 0.0) & (v.amax((1, 2)) <= 1.0)).tolist()  # the table covers [0, 1]
+    per_value = _SERIES_PER_FREQUENCY[1] * c * n / 1000.0
+    per_table = _TABLE_COST[1] * coeffs.shape[1] / 1000.0
+    groups: dict[int | None, list[int]] = {}
+    for i in range(b):
+        grid = _grid_for(bound[i], TABLE_TOLERANCE) if (inside[i] and last[i] > 0) else None
+        if method == "auto" and grid is not None:
+            if last[i] * (_SERIES_PER_FREQUENCY[0] + per_value) < _TABLE_COST[0] + per_table * grid:
+                grid = None
+        groups.setdefault(grid, []).append(i)
+    out: list[tuple[list[int] | None, int | None, int | None]] = []
+    for grid, rows in groups.items():
+        active = max(last[i] for i in rows)
+        out.append((None if len(rows) == b else rows, grid, active))
+    return out
 
 
 def sample_color_params(

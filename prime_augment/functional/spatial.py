@@ -52,7 +52,8 @@ def temperature_range(n: int, cut: float | torch.Tensor) -> tuple[float | torch.
     """
     if isinstance(cut, torch.Tensor):
         c = cut.to(torch.float64)
-        log = torch.log(c)
+        inv_log = torch.log(c).reciprocal_()
+        return inv_log * (1.0 / (math.pi * n**2)), inv_log.div(c * c).mul_(4.0 / math.pi**3)
     else:
         c = float(cut)
         if c <= 1:
@@ -219,6 +220,17 @@ def _fold_tables(height: int, width: int, cut_max: int, device: str) -> tuple[to
     return r2.to(device=device, dtype=torch.float32), cum.to(device=device, dtype=torch.float32)
 
 
+@functools.lru_cache(maxsize=64)
+def _disk_tables(ky: int, kx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``i^2 + j^2`` and ``1 / (i^2 + j^2)`` for ``1 <= i <= ky``, ``1 <= j <= kx`` (float32, CPU).
+
+    Cached: callers must not modify them.
+    """
+    r2 = (torch.arange(1, ky + 1, dtype=torch.float64)[:, None] ** 2
+          + torch.arange(1, kx + 1, dtype=torch.float64)[None, :] ** 2)
+    return r2.to(torch.float32), r2.reciprocal().to(torch.float32)
+
+
 def folded_variance_weights(
     cut: torch.Tensor, height: int, width: int, cut_max: int, *, band: tuple[int, int] | None = None
 ) -> torch.Tensor:
@@ -298,19 +310,24 @@ def sample_spatial_params(
     else:
         top = torch.full((b,), cut_min, dtype=torch.int64, device=device)
     b1 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
-    cut = torch.minimum(torch.floor(cut_min + b1 * (top + 1 - cut_min)).to(torch.int64), top)
+    # floor(cut_min + B1 (m + 1 - cut_min)), at most m (the values are positive: truncation is the floor)
+    cut = torch.minimum(b1.mul_(top + (1 - cut_min)).add_(cut_min).to(torch.int64), top)
     b2 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
     t_min, t_max = temperature_range(max(height, width), cut)
-    t_max = torch.maximum(t_max, t_min)
-    temperature = float(strength) ** 2 * (t_min + b2 * (t_max - t_min))
-    band = None
+    temperature = torch.maximum(t_max, t_min).sub_(t_min).mul_(b2).add_(t_min)
+    if strength != 1.0:
+        temperature.mul_(float(strength) ** 2)
+    weights = None
     if cut.device.type == "cpu" and b > 0:
         # no folding below N - 1: coefficients above the batch's largest cut have zero variance, so
-        # draw (and later synthesise) only that block. Reading the cut is free on the CPU only.
+        # draw (and later synthesise) only that block, where the weights are plain 1 / (i^2 + j^2) on
+        # the disk (the folded tables give the same numbers). Reading the cut is free on the CPU only.
         top_cut = int(cut.max())
         if top_cut < min(height, width) - 1:
-            band = (min(top_cut, height - 2), min(top_cut, width - 2))
-    weights = folded_variance_weights(cut, height, width, cut_max, band=band)  # (B, Ky, Kx)
+            r2, inv = _disk_tables(min(top_cut, height - 2), min(top_cut, width - 2))
+            weights = inv * (r2 <= cut.to(torch.float32).square()[:, None, None])
+    if weights is None:
+        weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
     std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
     z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
     return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}

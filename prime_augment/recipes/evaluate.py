@@ -39,7 +39,9 @@ import copy
 import json
 import math
 import os
+import struct
 import sys
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -607,6 +609,11 @@ def evaluate_run(
 
 
 # ---------------------------------------------------------------------------------------------- robustness
+def _start_seed(seed: int, batch: int, eps: float) -> int:
+    """The seed of the random starts of batch ``batch`` at radius ``eps`` (a function of the value)."""
+    return (seed * 1_000_003 + batch) * 1_000_033 + zlib.crc32(struct.pack("<d", eps))
+
+
 def robust_accuracy(
     model: nn.Module,
     dataset: Dataset,
@@ -631,8 +638,8 @@ def robust_accuracy(
         eps: the radii (``>= 0``, pixel units of ``[0, 1]`` images).
         norm, steps, step_size, random_start: of :func:`prime_augment.attacks.pgd` (``step_size=None``:
             ``2.5 eps / steps`` for each radius).
-        seed: seeds the random starts (a generator per batch and radius: the result does not depend on
-            ``workers``).
+        seed: seeds the random starts (a generator per batch and radius, seeded by the radius's value:
+            the result does not depend on ``workers`` nor on the other radii of the list).
         amp: bf16 autocast on CUDA (the perturbation stays float32).
 
     Returns:
@@ -658,7 +665,7 @@ def robust_accuracy(
         clean += int(ok.sum())
         total += int(y.shape[0])
         for i, (e, a) in enumerate(zip(eps, sizes, strict=True)):
-            g = torch.Generator(device=device).manual_seed((seed * 1_000_003 + b) * 1009 + i)
+            g = torch.Generator(device=device).manual_seed(_start_seed(seed, b, e))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 adv = pgd(
                     model, x, y, norm=norm, eps=e, step_size=a, steps=steps, random_start=random_start,
