@@ -323,8 +323,10 @@ class PRIME(v2.Transform):
     def mix(self, x: torch.Tensor, chains: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
         """``(1 - p) x + p sum_i w_i chain_i`` in one pass, clipped to ``[0, 1]`` against rounding."""
         p = params["mix"].to(x.dtype)
-        w = params["weights"].to(x.dtype) * p[:, None]  # (B, n)
-        out = torch.einsum("bn,nbchw->bchw", w, chains) + (1.0 - p)[:, None, None, None] * x
+        w = (params["weights"].to(x.dtype) * p[:, None]).T[..., None, None, None]  # (n, B, 1, 1, 1)
+        out = x * (1.0 - p)[:, None, None, None]
+        for i in range(chains.shape[0]):  # n in-place passes: few operations, no (n, B, ...) temporary
+            out.addcmul_(chains[i], w[i])
         return out.clamp_(0.0, 1.0)
 
     def apply(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:

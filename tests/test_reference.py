@@ -60,7 +60,7 @@ def fir_reference(x, taps, padding_mode):
     return out.clamp(0, 1)
 
 
-@pytest.mark.parametrize("method", ["conv", "shift"])
+@pytest.mark.parametrize("method", ["conv", "shift", "unfold"])
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_fir_against_per_pixel_sum(padding_mode, per_channel, method):

@@ -98,6 +98,26 @@ def sine_basis(
     return _basis(n, k, device, dtype).clone()
 
 
+def _identity_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The pixel centres in ``grid_sample``'s coordinates, ``(H, W, 2)`` as (x, y) (cached, read-only)."""
+    if torch.compiler.is_compiling():
+        return _identity_grid_uncached(height, width, device, dtype)
+    return _identity_grid_cached(int(height), int(width), str(torch.device(device)), dtype)
+
+
+def _identity_grid_uncached(
+    height: int, width: int, device: torch.device | str, dtype: torch.dtype
+) -> torch.Tensor:
+    gy = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype)
+    gx = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype)
+    return torch.stack((gx[None, :].expand(height, width), gy[:, None].expand(height, width)), dim=-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _identity_grid_cached(height: int, width: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    return _identity_grid_uncached(height, width, device, dtype)
+
+
 def displacement_field(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Evaluate the sine-series displacement field on the pixel grid.
 
@@ -163,13 +183,10 @@ def deform(
     if b == 0 or h < 3 or w < 3 or coeffs.shape[2] == 0 or coeffs.shape[3] == 0:
         return x.clone()  # no interior: the field is identically zero
     compute = torch.float64 if xb.dtype == torch.float64 else torch.float32
-    u = displacement_field(coeffs.to(device=xb.device, dtype=compute), h, w)  # (B, 2, H, W)
-    gy = torch.linspace(-1.0, 1.0, h, device=xb.device, dtype=compute)
-    gx = torch.linspace(-1.0, 1.0, w, device=xb.device, dtype=compute)
+    # the field with its components in grid_sample's (x, y) order, viewed as (B, H, W, 2)
+    u = displacement_field(coeffs.to(device=xb.device, dtype=compute).flip(1), h, w).permute(0, 2, 3, 1)
     # normalised coordinates in [-1, 1] = 2 r - 1, so a displacement u (in r units) adds 2 u.
-    grid = torch.stack(
-        (gx[None, None, :] + 2.0 * u[:, 1], gy[None, :, None] + 2.0 * u[:, 0]), dim=-1
-    )  # (B, H, W, 2) as (x, y)
+    grid = torch.add(_identity_grid(h, w, xb.device, compute), u, alpha=2.0)  # (B, H, W, 2) as (x, y)
     out = F.grid_sample(xb.to(compute), grid, mode=mode, padding_mode=padding_mode, align_corners=True)
     if clip:
         out = out.clamp(0.0, 1.0)

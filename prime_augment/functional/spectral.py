@@ -13,7 +13,9 @@ __all__ = ["METHODS", "PADDING_MODES", "sample_spectral_params", "spectral_filte
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-METHODS = ("auto", "conv", "shift")
+METHODS = ("auto", "conv", "shift", "unfold")
+#: ``method="auto"`` on the CPU contracts an unfolded view up to this many pixels, then shifts
+_UNFOLD_MAX_PIXELS = 64 * 64
 
 
 def spectral_filter(
@@ -47,9 +49,11 @@ def spectral_filter(
         padding_mode: one of ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"``.
         clip: clip the result to ``[0, 1]`` (the method always does).
         method: ``"conv"`` (one grouped convolution; the default on accelerators), ``"shift"``
-            (a sum of ``K^2`` shifted, per-image-weighted copies; the default on the CPU, where grouped
-            convolutions with one group per image and channel are slow) or ``"auto"``. Both compute
-            the same sum (up to the order of floating-point additions).
+            (a sum of ``K^2`` shifted, per-image-weighted copies; the CPU default above 64 x 64
+            pixels, where grouped convolutions with one group per image and channel are slow),
+            ``"unfold"`` (one contraction over an unfolded view; the CPU default up to 64 x 64, where
+            the cost is the number of operations) or ``"auto"``. All compute the same sum (up to the
+            order of floating-point additions).
 
     Returns:
         The filtered images, same shape, dtype and device as ``x``. ``x`` is not modified.
@@ -74,8 +78,9 @@ def spectral_filter(
     b, c, h, w = xb.shape
     if not isinstance(taps, torch.Tensor):
         raise TypeError(f"taps must be a torch.Tensor, got {type(taps).__name__}")
-    if taps.ndim == 3:
-        taps = check_param(taps, "taps", (None, None), b).unsqueeze(1).expand(b, c, *taps.shape[-2:])
+    shared = taps.ndim == 3  # one filter for all channels of an image
+    if shared:
+        taps = check_param(taps, "taps", (None, None), b)
     else:
         taps = check_param(taps, "taps", (c, None, None), b)
     k = taps.shape[-1]
@@ -89,19 +94,25 @@ def spectral_filter(
     if padding_mode == "reflect" and r >= min(h, w):
         raise ValueError(f"reflect padding needs images larger than K // 2 = {r}, got {h}x{w}")
     # True convolution = correlation with the flipped kernel; identity at the centre tap.
-    kernel = taps.to(device=xb.device, dtype=xb.dtype).flip(-1, -2).clone()
+    kernel = taps.to(device=xb.device, dtype=xb.dtype).flip(-1, -2)  # a copy: safe to modify
     kernel[..., r, r] += 1.0
     if method == "auto":
-        method = "shift" if xb.device.type == "cpu" else "conv"
-    if method == "shift":
-        padded = F.pad(xb, (r, r, r, r), mode="constant" if padding_mode == "zeros" else padding_mode)
-        weights = kernel.reshape(b, c, k * k, 1, 1).unbind(2)
+        method = ("unfold" if h * w <= _UNFOLD_MAX_PIXELS else "shift") if xb.device.type == "cpu" else "conv"
+    pad_mode = "constant" if padding_mode == "zeros" else padding_mode
+    if method == "unfold":  # one contraction over a (B, C, K, K, H, W) view of the padded images
+        view = F.pad(xb, (r, r, r, r), mode=pad_mode).unfold(2, h, 1).unfold(3, w, 1)
+        out = torch.einsum("bij,bcijhw->bchw" if shared else "bcij,bcijhw->bchw", kernel, view)
+    elif method == "shift":
+        padded = F.pad(xb, (r, r, r, r), mode=pad_mode)
+        # per-image weights broadcast over the channels when the filter is shared
+        weights = kernel.reshape(b, 1 if shared else c, k * k, 1, 1).unbind(2)
         out = padded[:, :, :h, :w] * weights[0]
         for i in range(1, k * k):
             a, j = divmod(i, k)
             out.addcmul_(padded[:, :, a : a + h, j : j + w], weights[i])
     else:
         inp = xb.reshape(1, b * c, h, w)
+        kernel = kernel[:, None].expand(b, c, k, k) if shared else kernel
         kernel = kernel.reshape(b * c, 1, k, k)
         if padding_mode == "zeros":
             out = F.conv2d(inp, kernel, padding=r, groups=b * c)
