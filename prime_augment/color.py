@@ -24,8 +24,10 @@ class RandomSineColor(RandomPrimitive):
     per image: ``K ~ U{1..cut_max}``, ``v ~ U(0, alpha^2 variance_max)``, and the band is
     ``bandwidth`` consecutive frequencies from a start ``s ~ U{1..K}`` (cut at ``K``), or all of
     ``1..K`` when ``bandwidth`` is ``None`` (or ``>= K``). The map is pixelwise (equal pixels stay
-    equal) and smooth in the value. The sines are evaluated by recurrence (memory ``O(B C H W)``);
-    uint8 inputs go through an exact 256-entry table per (image, channel).
+    equal) and smooth in the value. The sines are evaluated by recurrence (memory ``O(B C H W)``) or,
+    on the CPU when that is cheaper, through a tabulated interpolant accurate to ``1e-6``
+    (:func:`~prime_augment.functional.sine_color`); uint8 inputs go through an exact 256-entry table
+    per (image, channel).
 
     Args:
         cut_max: highest frequency ``K_max >= 1`` (method: 100 at CIFAR scale, 500 at ImageNet scale).

@@ -182,6 +182,25 @@ def test_fold_weights_band_and_cpu_truncation():
     assert p["coeffs"].shape[2:] == (int(p["cut"].max()),) * 2
 
 
+def test_sampler_disk_weights_equal_the_folded_weights_below_the_folding_limit():
+    # the CPU sampler's direct 1 / (i^2 + j^2) weights for unfolded cuts == the general folded tables
+    from prime_augment.functional.spatial import _disk_tables
+
+    cuts = torch.tensor([2, 7, 19, 27])
+    r2, inv = _disk_tables(27, 27)
+    direct = inv * (r2 <= cuts.to(torch.float32).square()[:, None, None])
+    folded = folded_variance_weights(cuts, 32, 29, 100, band=(27, 27))
+    assert torch.equal(direct, folded)
+    # and the sampler draws the same numbers as a draw with the folded tables would
+    g = torch.Generator().manual_seed(3)
+    p = sample_spatial_params(4, 32, 29, cut_max=26, generator=g)
+    top = int(p["cut"].max())
+    assert top < 27 and p["coeffs"].shape[2:] == (top, top)
+    w = folded_variance_weights(p["cut"], 32, 29, 26, band=(top, top))
+    nonzero = p["coeffs"] != 0
+    assert torch.equal(nonzero[:, 0], w > 0) and torch.equal(nonzero[:, 1], w > 0)
+
+
 def test_temperature_range_formulas_and_empty_range():
     t_min, t_max = temperature_range(32, 5)
     assert t_min == pytest.approx(1 / (math.pi * 32**2 * math.log(5)))
