@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -121,10 +122,11 @@ def _series(
     return acc
 
 
-#: cost model of ``sine_color(method="auto")`` on the CPU, in microseconds, measured on one thread of
-#: an x86-64 server core: the recurrence costs about ``D (7.4 + 0.46 n)`` more than its fixed part and
-#: the table about ``150 + 35 g`` more, for ``D`` active frequencies, ``n`` thousand values and ``g``
-#: thousand table intervals (``B C G``); the cheaper one is used. Both give the same map (to 1e-5).
+#: cost model of ``sine_color(method="auto")`` on the CPU, per image, in microseconds, measured on one
+#: thread of an x86-64 server core: the recurrence costs about ``D (7.4 + 0.46 n)`` more than its fixed
+#: part and the table about ``150 + 35 g`` more, for the image's ``D`` active frequencies, ``n`` thousand
+#: values (``C H W``) and ``g`` thousand table intervals (``C G``); the cheaper one is used. Both give
+#: the same map (to 1e-5).
 _SERIES_PER_FREQUENCY = (7.4, 0.46)
 _TABLE_COST = (150.0, 35.0)
 #: proven bound on the interpolation error of the tabulated map (before float32 rounding)
@@ -196,11 +198,15 @@ def _hermite_table(coeffs: torch.Tensor, start: torch.Tensor, grid: int, dtype: 
         ``(6, B, C, grid)`` in ``dtype``, each coefficient's table contiguous.
     """
     nodes = _node_derivatives(coeffs, start, grid, 3)  # (3, B, C, G + 1)
-    h = 1.0 / grid
-    m = torch.tensor(_HERMITE5, dtype=torch.float64, device=nodes.device)
-    m = m * torch.tensor([1.0, h, h * h] * 2, dtype=torch.float64, device=nodes.device)
     ends = torch.cat((nodes[..., :-1], nodes[..., 1:]))  # (6, B, C, G): left node, then right node
-    return (m @ ends.view(6, -1)).view(ends.shape).to(dtype)
+    return (_hermite_matrix(grid, str(nodes.device)) @ ends.view(6, -1)).view(ends.shape).to(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _hermite_matrix(grid: int, device: str) -> torch.Tensor:
+    """:data:`_HERMITE5` with the columns scaled by ``1, h, h^2`` (``h = 1 / grid``); cached, read-only."""
+    h = 1.0 / grid
+    return torch.tensor(_HERMITE5, dtype=torch.float64).mul_(torch.tensor([1.0, h, h * h] * 2)).to(device)
 
 
 def _table_series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor, grid: int) -> torch.Tensor:
