@@ -60,12 +60,19 @@ def time_ms(
 
 
 def time_interleaved(
-    cases: dict[str, Callable[[], Any]], device: torch.device, *, warmup: int = 5, repeats: int = 30
+    cases: dict[str, Callable[[], Any]],
+    device: torch.device,
+    *,
+    warmup: int = 5,
+    repeats: int = 30,
+    block: int = 1,
 ) -> dict[str, dict[str, float]]:
-    """:func:`time_ms` for several cases, their calls interleaved (round-robin, the order rotating each
-    round), so that every case sees the same machine state: other jobs, frequency scaling and, on the
-    CPU, the allocator (a fresh large buffer costs page faults; how many depends on what ran before).
-    Also reports the mean number of minor page faults per call (``faults``; CPU, Unix only).
+    """:func:`time_ms` for several cases, interleaved in blocks of ``block`` consecutive calls
+    (round-robin, the order rotating each round), so that all cases see the same drifts of the machine
+    (other jobs, frequency scaling). ``block > 1`` lets each case settle into its own steady state
+    (caches, allocator) within a block, as a transform applied image after image does; ``block=1``
+    alternates call by call (then a memory-hungry case also slows the next one down). Also reports the
+    mean number of minor page faults per call (``faults``; CPU, Unix only).
     """
     try:
         import resource
@@ -84,22 +91,24 @@ def time_interleaved(
     sync(device)
     times: dict[str, list[float]] = {n: [] for n in names}
     flt: dict[str, int] = dict.fromkeys(names, 0)
-    for r in range(repeats):
-        for i in range(len(names)):
-            n = names[(i + r) % len(names)]
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                cases[n]()
-                end.record()
-                torch.cuda.synchronize(device)
-                times[n].append(start.elapsed_time(end))
-            else:
-                f0 = faults()
-                t0 = time.perf_counter()
-                cases[n]()
-                times[n].append((time.perf_counter() - t0) * 1e3)
-                flt[n] += faults() - f0
+    rounds = -(-repeats // block)
+    order = [names[(i + r) % len(names)] for r in range(rounds) for i in range(len(names))]
+    for n in (m for m in order for _ in range(block)):
+        if len(times[n]) >= repeats:
+            continue
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            cases[n]()
+            end.record()
+            torch.cuda.synchronize(device)
+            times[n].append(start.elapsed_time(end))
+        else:
+            f0 = faults()
+            t0 = time.perf_counter()
+            cases[n]()
+            times[n].append((time.perf_counter() - t0) * 1e3)
+            flt[n] += faults() - f0
     out = {}
     for n in names:
         t = times[n]

@@ -4,13 +4,14 @@
 
 Both sides run in the same process on the same images: a uint8 ``(3, H, W)`` tensor (what a
 worker holds after decoding) at 32x32 (CIFAR preset) and 224x224 (ImageNet preset). Reported:
-median ms per image and the ratio PRIME / AugMix (target <= 1.0). The AugMix and PRIME calls are
-interleaved one by one, so that all see the same machine and allocator state, and the minor page
-faults per image are counted (the allocator maps each fresh large buffer anew; on a virtual machine
-a fault costs microseconds). A last row per size applies PRIME to a collated batch of ``--batch``
-images in the worker (``AugmentCollate``), per image, and a baseline row, timed on its own, runs a
-straightforward reference-style PRIME (every primitive on every image, the color frequency axis
-materialised; ``_reference_style.py``) on the same image.
+median ms per image and the ratio PRIME / AugMix (target <= 1.0). The AugMix and PRIME calls run
+in alternating blocks of ``--block`` calls, so that both see the same drifts of the machine while
+each runs image after image as in a worker, and the minor page faults per image are counted (the
+allocator maps each fresh large buffer anew; on a virtual machine a fault costs microseconds). A
+last row per size applies PRIME to a collated batch of ``--batch`` images in the worker
+(``AugmentCollate``), per image, and a baseline row, timed on its own, runs a straightforward
+reference-style PRIME (every primitive on every image, the color frequency axis materialised;
+``_reference_style.py``) on the same image.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--sizes", default="32,224")
     ap.add_argument("--batch", type=int, default=32, help="batch size of the collated-batch row")
+    ap.add_argument("--block", type=int, default=10,
+                    help="consecutive calls of one case before the next case runs (default 10)")
     ap.add_argument("--out", default="benchmarks/results/cpu_per_image.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -56,8 +59,8 @@ def main(argv=None) -> int:
         batch = (img.float() / 255).expand(args.batch, 3, size, size).contiguous()
         batch_case = f"prime float32, batch of {args.batch} (per image)"
         cases[batch_case] = lambda f=prime, x=batch: f(x)
-        # AugMix and PRIME interleaved call by call: each sees the same machine and allocator state
-        res = time_interleaved(cases, device, warmup=args.warmup, repeats=args.repeats)
+        # AugMix and PRIME in alternating blocks: both see the same machine drifts
+        res = time_interleaved(cases, device, warmup=args.warmup, repeats=args.repeats, block=args.block)
         # the reference-style baseline on its own (its large buffers would slow whatever runs next)
         res["reference-style PRIME float32"] = time_interleaved(
             {"ref": lambda f=reference, x=imgf: f(x[None])}, device, warmup=max(1, args.warmup // 4),
