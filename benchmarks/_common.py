@@ -36,27 +36,9 @@ def time_ms(
 
     On CUDA every call is timed with CUDA events around it after a synchronisation.
     """
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    if len(times) >= 4:
-        q = statistics.quantiles(times, n=4)
-    else:
-        q = [min(times), statistics.median(times), max(times)]
-    return {"median_ms": statistics.median(times), "q1_ms": q[0], "q3_ms": q[2], "repeats": repeats}
+    res = time_interleaved({"fn": fn}, device, warmup=warmup, repeats=repeats)["fn"]
+    res.pop("faults", None)
+    return res
 
 
 def time_interleaved(

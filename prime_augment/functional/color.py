@@ -241,7 +241,7 @@ def color_lut(coeffs: torch.Tensor, start: torch.Tensor, levels: int = 256) -> t
     """The color map of every (image, channel) tabulated on ``levels`` equally spaced inputs.
 
     ``lut[b, c, v] = clip(v / (levels - 1) + sum_m coeffs[b, c, m] sin(pi (start_b + m) v / (levels - 1)))``
-    computed in float64 (one inverse FFT per (image, channel), see :func:`_node_derivatives`);
+    computed in float64 (one real FFT per (image, channel), see :func:`_node_derivatives`);
     ``sine_color`` on uint8 images is a lookup in this table.
 
     Returns:
@@ -282,7 +282,7 @@ def sine_color(
       one fused kernel, one read and one write of the batch; set ``PRIME_AUGMENT_DISABLE_TRITON=1`` to
       use the eager recurrence everywhere.
     * ``"table"`` (CPU): each (image, channel) map is tabulated with its first two derivatives at the
-      ``G + 1`` nodes ``j / G`` (exactly, one inverse FFT each) and evaluated as the quintic Hermite
+      ``G + 1`` nodes ``j / G`` (exactly, one real FFT each) and evaluated as the quintic Hermite
       interpolant, about 20 passes over the image whatever ``D``. ``G`` is the coarsest power of two
       whose interpolation error bound ``G^-6 / 46080 sum_n |a_n| (pi n)^6`` is at most ``1e-6``, which
       is below the float32 recurrence's own rounding error (about ``1e-5``). Values outside ``[0, 1]``
