@@ -289,3 +289,37 @@ def test_color_series_blocks_and_skipped_frequencies(d):
     torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=0)
     assert bool((got[2] == 0).all())
     assert bool((_series(v, torch.zeros(5, 3, d), start) == 0).all())
+
+
+def test_field_of_each_image_on_its_own_block_equals_the_batch_product(monkeypatch):
+    # the CPU synthesis stops at each image's last non-zero frequency; the result is the full product
+    from prime_augment.functional import spatial as S
+
+    g = torch.Generator().manual_seed(4)
+    coeffs = torch.zeros(3, 2, 120, 120)
+    for i, (ky, kx) in enumerate(((120, 120), (3, 7), (12, 5))):
+        coeffs[i, :, :ky, :kx] = 0.01 * torch.randn(2, ky, kx, generator=g)
+    assert S._extents(coeffs, 200, 180) == [(120, 120), (3, 7), (12, 5)]
+    full = coeffs[:1].expand(3, -1, -1, -1)
+    assert S._extents(full, 200, 180) is None  # equal blocks: one batch product
+    got = displacement_field(coeffs, 200, 180)
+    sy = torch.sin(math.pi * torch.arange(200.0, dtype=torch.float64)[:, None] / 199 * torch.arange(1, 121))
+    sx = torch.sin(math.pi * torch.arange(180.0, dtype=torch.float64)[:, None] / 179 * torch.arange(1, 121))
+    want = torch.einsum("pi,bkij,qj->bkpq", sy, coeffs.double(), sx)
+    torch.testing.assert_close(got.double(), want, atol=5e-6, rtol=0)
+    monkeypatch.setattr(S, "_extents", lambda *a: None)
+    torch.testing.assert_close(got, displacement_field(coeffs, 200, 180), atol=1e-6, rtol=0)
+
+
+def test_cpu_sampler_draws_each_image_on_its_own_block():
+    # unfolded cuts: a c x c block (zero outside the disk); folded cuts: the whole folded block
+    p = sample_spatial_params(64, 40, 30, cut_min=2, cut_max=100, generator=torch.Generator().manual_seed(5))
+    lim = 30 - 1
+    for c, co in zip(p["cut"].tolist(), p["coeffs"], strict=True):
+        live = co.ne(0).any(0)
+        if c < lim:
+            assert not bool(live[c:].any()) and not bool(live[:, c:].any())
+            i = torch.arange(1, live.shape[0] + 1)[:, None]
+            j = torch.arange(1, live.shape[1] + 1)[None, :]
+            assert torch.equal(live, (i * i + j * j <= c * c) & (i <= c) & (j <= c))
+    assert p["coeffs"].shape[2:] == (38, 28) and bool((p["cut"] >= lim).any())

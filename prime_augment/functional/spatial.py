@@ -138,7 +138,39 @@ def displacement_field(coeffs: torch.Tensor, height: int, width: int) -> torch.T
     dtype = coeffs.dtype if coeffs.is_floating_point() else torch.float32
     sy = _basis(height, coeffs.shape[2], coeffs.device, dtype)
     sx = _basis(width, coeffs.shape[3], coeffs.device, dtype)
-    return sy @ coeffs.to(dtype) @ sx.T
+    coeffs = coeffs.to(dtype)
+    extents = _extents(coeffs, height, width)
+    if extents is None:
+        return sy @ coeffs @ sx.T
+    # CPU, cuts that differ between images: each image's product stops at its own last non-zero
+    # frequency (the zero coefficients beyond it add nothing), instead of the batch's largest block
+    out = coeffs.new_zeros(coeffs.shape[0], 2, height, width)
+    for i, (ky, kx) in enumerate(extents):
+        if ky and kx:
+            torch.matmul(sy[:, :ky] @ coeffs[i, :, :ky, :kx], sx[:, :kx].T, out=out[i])
+    return out
+
+
+#: fixed cost of one image's own field product on the CPU, in multiply-adds (about 10 us)
+_PER_IMAGE_MACS = 4e5
+
+
+def _extents(coeffs: torch.Tensor, height: int, width: int) -> list[tuple[int, int]] | None:
+    """Per image, the number of leading frequencies with a non-zero coefficient along each axis, when
+    synthesising each image on its own block is cheaper than the batch's block (CPU only; ``None``
+    otherwise)."""
+    b, _, ky, kx = coeffs.shape
+    if b < 2 or coeffs.device.type != "cpu" or torch.compiler.is_compiling():
+        return None
+    nz = coeffs.ne(0).any(1)  # (B, Ky, Kx)
+    rows = (nz.any(2) * torch.arange(1, ky + 1)).amax(1).tolist()
+    cols = (nz.any(1) * torch.arange(1, kx + 1)).amax(1).tolist()
+
+    def cost(a: int, c: int) -> float:  # S_H (H x a) @ B (a x c), then @ S_W^T (c x W), two components
+        return 2.0 * height * c * (a + width)
+
+    own = sum(cost(a, c) + _PER_IMAGE_MACS for a, c in zip(rows, cols, strict=True))
+    return list(zip(rows, cols, strict=True)) if own < b * cost(ky, kx) else None
 
 
 def deform(
@@ -334,17 +366,48 @@ def sample_spatial_params(
     temperature = torch.maximum(t_max, t_min).sub_(t_min).mul_(b2).add_(t_min)
     if strength != 1.0:
         temperature.mul_(float(strength) ** 2)
-    weights = None
-    if cut.device.type == "cpu" and b > 0:
-        # no folding below N - 1: coefficients above the batch's largest cut have zero variance, so
-        # draw (and later synthesise) only that block, where the weights are plain 1 / (i^2 + j^2) on
-        # the disk (the folded tables give the same numbers). Reading the cut is free on the CPU only.
-        top_cut = int(cut.max())
-        if top_cut < min(height, width) - 1:
-            r2, inv = _disk_tables(min(top_cut, height - 2), min(top_cut, width - 2))
-            weights = inv * (r2 <= cut.to(torch.float32).square()[:, None, None])
-    if weights is None:
-        weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
+    if cut.device.type == "cpu" and b > 0 and not torch.compiler.is_compiling():
+        coeffs = _draw_per_image(cut, temperature, height, width, cut_max, generator, dtype)
+        return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": _sampling._to(coeffs, device)}
+    weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
     std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
     z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
     return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}
+
+
+def _draw_per_image(
+    cut: torch.Tensor,
+    temperature: torch.Tensor,
+    height: int,
+    width: int,
+    cut_max: int,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The coefficients of each image drawn on its own block (CPU, where the cuts are free to read).
+
+    Below the folding limit (``c < min(H, W) - 1``) no two frequencies of the disk coincide on the
+    grid: the block is ``c x c`` with the plain weights ``1 / (i^2 + j^2)`` on the disk (equal to the
+    folded tables, tested); from it on, the image's folded weights on the whole ``Ky x Kx`` block.
+    Everything outside an image's block is zero, so only ``sum_b (block size)`` normals are drawn
+    (not ``B`` times the largest block) and :func:`displacement_field` can stop at each block. The
+    result stops at the largest block of the batch.
+    """
+    ky_full, kx_full = max(0, min(cut_max, height - 2)), max(0, min(cut_max, width - 2))
+    limit = min(height, width) - 1
+    cuts = cut.tolist()
+    blocks = [(c, c) if c < limit else (ky_full, kx_full) for c in cuts]
+    out = torch.zeros(len(cuts), 2, max(a for a, _ in blocks), max(c for _, c in blocks), dtype=dtype)
+    temps = temperature.to(torch.float32)
+    for i, (c, (ky, kx)) in enumerate(zip(cuts, blocks, strict=True)):
+        if ky == 0 or kx == 0:
+            continue
+        if c < limit:
+            r2, inv = _disk_tables(ky, kx)
+            weights = inv * (r2 <= float(c * c))
+        else:
+            weights = folded_variance_weights(cut[i : i + 1], height, width, cut_max)[0]
+        std = weights.mul_(temps[i]).sqrt_().to(dtype)
+        z = _sampling.normal((2, ky, kx), generator=generator, dtype=dtype)
+        torch.mul(z, std, out=out[i, :, :ky, :kx])
+    return out
