@@ -6,7 +6,7 @@ import torch
 
 from ._base import RandomPrimitive
 from ._validation import check_float, check_int
-from .functional.color import sample_color_params, sine_color
+from .functional.color import sample_color_params, sine_color, sine_color_levels
 
 __all__ = ["RandomSineColor"]
 
@@ -86,3 +86,9 @@ class RandomSineColor(RandomPrimitive):
 
     def _apply_uint8(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return sine_color(x, params["coeffs"], params["start"])
+
+    def _apply_levels(self, levels: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        coeffs = params["coeffs"]
+        # the sampler's bound on the band (start <= cut_max): no read of ``start`` on accelerators
+        bound = self.cut_max + coeffs.shape[-1] - 1 if levels.device.type != "cpu" else None
+        return sine_color_levels(levels, coeffs, params["start"], max_frequency=bound)

@@ -12,7 +12,14 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from . import _inputs, _sampling
-from ._base import RandomPrimitive, _warn_if_generator_in_worker, batch_spec, require_image
+from ._base import (
+    RandomPrimitive,
+    _warn_if_generator_in_worker,
+    batch_spec,
+    fast_mode,
+    require_image,
+    usable_params,
+)
 from ._validation import check_bool, check_choice, check_float, check_generator, check_int
 from .color import RandomSineColor
 from .presets import get_preset
@@ -291,33 +298,52 @@ class PRIME(v2.Transform):
         if self.strength == 0.0:
             return {}
         b, c, h, w, device = batch_spec(flat_inputs)
-        return self.sample_plan(b, c, h, w, device=device)
+        with fast_mode(flat_inputs):
+            return self.sample_plan(b, c, h, w, device=device)
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not _inputs.is_image(inpt):
             return inpt
         if not params:  # strength 0: exactly the identity, as a new object
             return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
-        batch = _inputs.to_batch(inpt)
-        return batch.restore(self.apply(batch.data, params))
+        batch = _inputs.to_batch(inpt, keep_uint8=True)
+        if not batch.uint8:
+            return batch.restore(self.apply(batch.data, usable_params(params, batch.data)))
+        x = batch.data.to(torch.float32) / 255.0  # what to_batch gives for uint8
+        return batch.restore(self.apply(x, params, levels=batch.data))
 
     # ------------------------------------------------------------------ pure steps
-    def chains(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-        """The ``n`` augmented chains of a float batch ``(B, C, H, W)``: ``(n, B, C, H, W)``."""
+    def chains(
+        self, x: torch.Tensor, params: dict[str, Any], *, levels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The ``n`` augmented chains of a float batch ``(B, C, H, W)``: ``(n, B, C, H, W)``.
+
+        ``levels``: the uint8 images ``x`` was made from (``x = levels / 255``), if any; the first
+        operation of a chain then uses a primitive's exact integer-level path where it has one (the
+        color map: a 256-entry table per image and channel, see
+        :func:`~prime_augment.functional.sine_color_levels`).
+        """
         b = x.shape[0]
         cur = x.unsqueeze(0).expand(self.width, *x.shape).reshape(self.width * b, *x.shape[1:]).clone()
         if b == 0:
             return cur.view(self.width, *x.shape)
-        for step in params["steps"]:
+        codes = None
+        for depth, step in enumerate(params["steps"]):
             for op_id, entry in step.items():
                 idx = entry["index"]
                 prim = self.ops[op_id - 1]
-                if idx.numel() == cur.shape[0]:  # every chain-image drew this op: no gather needed
-                    cur = prim.apply(cur.index_select(0, idx), entry["params"]).index_select(
-                        0, torch.argsort(idx)
-                    )
+                out = None
+                if depth == 0 and levels is not None:  # every chain-image is still its original image
+                    if codes is None:
+                        codes = levels.to(torch.int64)
+                    rows = codes.expand(idx.numel(), *codes.shape[1:]) if b == 1 else codes[idx % b]
+                    out = prim._apply_levels(rows, entry["params"])
+                if out is None:
+                    out = prim.apply(cur.index_select(0, idx), entry["params"])
+                if idx.numel() == cur.shape[0]:  # every chain-image drew this op: no scatter needed
+                    cur = out.index_select(0, torch.argsort(idx))
                 else:
-                    cur.index_copy_(0, idx, prim.apply(cur.index_select(0, idx), entry["params"]))
+                    cur.index_copy_(0, idx, out)
         return cur.view(self.width, *x.shape)
 
     def mix(self, x: torch.Tensor, chains: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
@@ -329,8 +355,13 @@ class PRIME(v2.Transform):
             out.addcmul_(chains[i], w[i])
         return out.clamp_(0.0, 1.0)
 
-    def apply(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-        """PRIME of a float batch ``(B, C, H, W)`` with the given parameters (see :meth:`sample_plan`)."""
+    def apply(
+        self, x: torch.Tensor, params: dict[str, Any], *, levels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """PRIME of a float batch ``(B, C, H, W)`` with the given parameters (see :meth:`sample_plan`);
+        ``levels``: the uint8 batch ``x = levels / 255`` was made from, if any (see :meth:`chains`)."""
         if not params:
             return x.clone()
-        return self.mix(x, self.chains(x, params), params)
+        with fast_mode([x]):  # the chains in inference mode when no gradient is needed ...
+            chains = self.chains(x, params, levels=levels)
+        return self.mix(x, chains, params)  # ... and the mix outside: the result is a normal tensor

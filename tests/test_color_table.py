@@ -136,3 +136,24 @@ def test_lut_by_fft_equals_the_direct_sum_with_folded_frequencies():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="method"):
         sine_color(torch.rand(1, 3, 4, 4), torch.zeros(1, 3, 2), torch.ones(1, dtype=torch.int64), method="x")
+
+
+def test_color_is_differentiable_in_the_values_and_coefficients():
+    # autograd records the series (the table's buffers cannot be recorded): gradcheck in float64 and
+    # the float32 "auto" method (which would take the table for these coefficients) backpropagates
+    g = torch.Generator().manual_seed(5)
+    x = (0.05 + 0.9 * torch.rand(1, 2, 3, 3, generator=g, dtype=torch.float64)).requires_grad_(True)
+    a = (0.05 * torch.randn(1, 2, 40, generator=g, dtype=torch.float64)).requires_grad_(True)
+    start = torch.tensor([3])
+    assert torch.autograd.gradcheck(lambda x, a: sine_color(x, a, start, clip=False), (x, a))
+    xf = torch.rand(1, 3, 32, 32, generator=g).requires_grad_(True)
+    af = 0.1 * torch.randn(1, 3, 100, generator=g)
+    sine_color(xf, af, torch.tensor([1]), clip=False).sum().backward()
+    torch.testing.assert_close(
+        xf.grad, 1 + _derivative(xf.detach().double(), af.double(), 1).float(), atol=1e-2, rtol=1e-3
+    )
+
+
+def _derivative(v, coeffs, start):
+    n = start + torch.arange(coeffs.shape[-1], dtype=torch.float64)
+    return (coeffs[..., None, None, :] * math.pi * n * torch.cos(math.pi * n * v[..., None])).sum(-1)

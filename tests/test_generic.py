@@ -205,3 +205,37 @@ def test_cpu_equals_cuda_on_same_params(name):
     cpu = t.transform(x, params)
     gpu = t.transform(x.cuda(), to_device(params, "cuda"))
     torch.testing.assert_close(gpu.cpu(), cpu, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_output_is_a_normal_tensor(name, dtype):
+    # the internals run in inference mode when no gradient is needed; what comes out must not be an
+    # inference tensor: modifiable in place and usable in a model that trains
+    t = make(name, generator=torch.Generator().manual_seed(0))
+    x = rand_images(2, 3, 12, 12)
+    x = (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x
+    y = t(x)
+    assert not y.is_inference()
+    y.add_(1)  # in place outside inference mode: refused for inference tensors
+    w = torch.ones(3, requires_grad=True)
+    (y.float() * w[:, None, None]).sum().backward()  # saved for backward: refused for inference tensors
+    assert w.grad is not None
+    params = t.make_params([x])
+    assert not t.transform(x, params).is_inference()
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_gradients_flow_through_the_transform(name):
+    # an input that requires grad is recorded by autograd (no inference mode), also when the
+    # parameters were drawn for a plain input and are replayed
+    t = make(name, generator=torch.Generator().manual_seed(0))
+    x = rand_images(2, 3, 12, 12).mul(0.8).add(0.1).requires_grad_(True)
+    y = t(x)
+    assert y.requires_grad
+    y.sum().backward()
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+    params = t.make_params([x.detach()])  # drawn in inference mode
+    x.grad = None
+    t.transform(x, params).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0

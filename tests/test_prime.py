@@ -302,3 +302,54 @@ def test_dataloader_two_workers_distinct_and_reproducible():
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.unique(a.flatten(1), dim=0).shape[0] == 8
+
+
+# ---------------------------------------------------------------- uint8 images: exact first step
+
+
+def test_sine_color_levels_is_sine_color_of_the_levels():
+    from prime_augment.functional import sine_color, sine_color_levels
+
+    g = torch.Generator().manual_seed(7)
+    q = torch.randint(0, 256, (4, 3, 9, 7), dtype=torch.uint8, generator=g)
+    for d, start in ((100, torch.tensor([1, 1, 1, 1])), (20, torch.tensor([1, 77, 300, 481]))):
+        a = 0.1 * torch.randn(4, 3, d, generator=g)
+        v = (q.float() / 255).double()  # the float32 levels, in float64
+        want = sine_color(v, a.double(), start)  # float64 series: the reference
+        for lv in (q, q.to(torch.int64)):
+            got = sine_color_levels(lv, a, start)
+            assert got.dtype == torch.float32 and got.shape == q.shape
+            torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
+        # the same map on every channel, and no clipping
+        one = sine_color_levels(q, a[:, :1], start, clip=False)
+        torch.testing.assert_close(one.double(), sine_color(v, a[:, :1].double(), start, clip=False),
+                                   atol=1e-6, rtol=0)  # fmt: skip
+    with pytest.raises(TypeError, match="levels"):
+        sine_color_levels(q.float(), a, start)
+    with pytest.raises(ValueError, match="coeffs"):
+        sine_color_levels(q, a[:3], start)
+
+
+@pytest.mark.parametrize("preset", ["cifar10", "imagenet"])
+def test_uint8_images_take_the_exact_first_step_and_match_the_float_path(preset):
+    # PRIME on uint8 images evaluates the color maps of the first step from the integer levels: the
+    # chains equal the float path's (to float32 rounding) and are at least as close to float64
+    g = torch.Generator().manual_seed(11)
+    q = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8, generator=g)
+    x = q.float() / 255
+    p = PRIME.from_preset(preset, depth=1, generator=torch.Generator().manual_seed(2))
+    params = p.make_params([x])
+    assert 3 in params["steps"][0]  # the color map was drawn at the first step
+    lattice = p.chains(x, params, levels=q)
+    plain = p.chains(x, params)
+    ref = p.chains(x.double(), params)
+    assert not torch.equal(lattice, plain)  # the other path was taken
+    torch.testing.assert_close(lattice.double(), ref, atol=2e-6, rtol=0)
+    torch.testing.assert_close(plain.double(), ref, atol=5e-5, rtol=0)
+    # the whole transform: uint8 in, uint8 out, the float path's result to one level
+    p3 = PRIME.from_preset(preset, generator=torch.Generator().manual_seed(3))
+    params = p3.make_params([q])
+    got = p3.transform(q, params)
+    want = (p3.transform(x, params) * 255).round().clamp(0, 255).to(torch.uint8)
+    assert got.dtype == torch.uint8
+    assert int((got.int() - want.int()).abs().max()) <= 1

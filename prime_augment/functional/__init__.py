@@ -5,7 +5,7 @@ row per image), never modifies its input, and is deterministic; the ``sample_*_p
 draw those tensors with the laws of the method, from an optional :class:`torch.Generator`.
 """
 
-from .color import color_lut, sample_color_params, sine_color
+from .color import color_lut, sample_color_params, sine_color, sine_color_levels
 from .spatial import (
     deform,
     displacement_field,
@@ -27,6 +27,7 @@ __all__ = [
     "sample_spectral_params",
     "sine_basis",
     "sine_color",
+    "sine_color_levels",
     "spectral_filter",
     "temperature_range",
 ]

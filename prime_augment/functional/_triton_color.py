@@ -36,6 +36,8 @@ def available(x: torch.Tensor) -> bool:
     """Whether the fused kernel can process ``x`` (CUDA float32, or any device under the interpreter)."""
     if not HAVE_TRITON or os.environ.get("PRIME_AUGMENT_DISABLE_TRITON", "0") == "1":
         return False
+    if torch.is_grad_enabled() and x.requires_grad:  # the kernel has no backward: the eager series
+        return False
     return x.dtype == torch.float32 and (x.device.type == "cuda" or INTERPRET)
 
 
