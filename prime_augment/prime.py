@@ -17,6 +17,7 @@ from ._base import (
     _warn_if_generator_in_worker,
     batch_spec,
     fast_mode,
+    needs_grad,
     require_image,
     usable_params,
 )
@@ -37,6 +38,9 @@ PRIMITIVES: dict[str, type[RandomPrimitive]] = {
 
 #: how the operations of a chain are drawn (see :class:`PRIME`)
 DEPTH_MODES = ("identity", "uniform", "fixed")
+
+#: on the CPU, :meth:`PRIME.apply` processes a batch in chunks of at most this many bytes of images
+CPU_CHUNK_BYTES = 3 << 20
 
 
 def _to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
@@ -359,9 +363,78 @@ class PRIME(v2.Transform):
         self, x: torch.Tensor, params: dict[str, Any], *, levels: torch.Tensor | None = None
     ) -> torch.Tensor:
         """PRIME of a float batch ``(B, C, H, W)`` with the given parameters (see :meth:`sample_plan`);
-        ``levels``: the uint8 batch ``x = levels / 255`` was made from, if any (see :meth:`chains`)."""
+        ``levels``: the uint8 batch ``x = levels / 255`` was made from, if any (see :meth:`chains`).
+
+        On the CPU a batch of large images is processed in chunks of about :data:`CPU_CHUNK_BYTES`
+        (5 images at 224 x 224): the chains' buffers of a chunk are reused from chunk to chunk
+        instead of being mapped afresh for the whole batch, each page costing a fault. The result is
+        that of the whole batch at once (each image's computation is its own).
+        """
         if not params:
             return x.clone()
+        b = x.shape[0]
+        chunk = self._cpu_chunk(x)
+        if chunk >= b:
+            return self._apply_all(x, params, levels)
+        out = torch.empty_like(x)
+        for lo in range(0, b, chunk):
+            hi = min(b, lo + chunk)
+            sub = self.slice_plan(params, lo, hi)
+            out[lo:hi] = self._apply_all(x[lo:hi], sub, None if levels is None else levels[lo:hi])
+        return out
+
+    def _apply_all(
+        self, x: torch.Tensor, params: dict[str, Any], levels: torch.Tensor | None
+    ) -> torch.Tensor:
         with fast_mode([x]):  # the chains in inference mode when no gradient is needed ...
             chains = self.chains(x, params, levels=levels)
         return self.mix(x, chains, params)  # ... and the mix outside: the result is a normal tensor
+
+    @staticmethod
+    def _cpu_chunk(x: torch.Tensor) -> int:
+        """Images per chunk of :meth:`apply` (the whole batch off the CPU or under autograd)."""
+        if x.device.type != "cpu" or x.shape[0] <= 1 or needs_grad([x]) or torch.compiler.is_compiling():
+            return max(1, x.shape[0])
+        per_image = x[0].numel() * x.element_size()
+        return max(1, CPU_CHUNK_BYTES // max(1, per_image))
+
+    @staticmethod
+    def slice_plan(params: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+        """The plan of images ``start..stop - 1`` of a plan drawn by :meth:`sample_plan`.
+
+        Applying the sliced plan to ``x[start:stop]`` gives rows ``start:stop`` of applying the whole
+        plan to ``x`` (each image keeps its operations and parameters). Reads the partition indices
+        (a host synchronisation on accelerators).
+
+        Example:
+            >>> import torch
+            >>> prime = PRIME(generator=torch.Generator().manual_seed(0))
+            >>> x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+            >>> params = prime.make_params([x])
+            >>> y = prime.transform(x, params)
+            >>> torch.allclose(prime.transform(x[1:3], prime.slice_plan(params, 1, 3)), y[1:3], atol=1e-5)
+            True
+        """
+        b = params["mix"].shape[0]
+        if not 0 <= start < stop <= b:
+            raise ValueError(f"start and stop must satisfy 0 <= start < stop <= {b}, got {start} and {stop}")
+        n = stop - start
+        steps = []
+        for step in params["steps"]:
+            new = {}
+            for op_id, entry in step.items():
+                idx = entry["index"]
+                image = idx % b
+                keep = (image >= start) & (image < stop)
+                if bool(keep.any()):
+                    new[op_id] = {
+                        "index": (idx[keep] // b) * n + (image[keep] - start),
+                        "params": {k: v[keep] for k, v in entry["params"].items()},
+                    }
+            steps.append(new)
+        return {
+            "weights": params["weights"][start:stop],
+            "mix": params["mix"][start:stop],
+            "ops": params["ops"][:, :, start:stop],
+            "steps": steps,
+        }

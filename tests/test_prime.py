@@ -353,3 +353,36 @@ def test_uint8_images_take_the_exact_first_step_and_match_the_float_path(preset)
     want = (p3.transform(x, params) * 255).round().clamp(0, 255).to(torch.uint8)
     assert got.dtype == torch.uint8
     assert int((got.int() - want.int()).abs().max()) <= 1
+
+
+def test_slice_plan_is_the_plan_of_those_images():
+    prime = PRIME.from_preset("cifar10", generator=gen(12))
+    x = smooth_images(7, 3, 12, 12)
+    params = prime.make_params([x])
+    for i in range(7):  # one image: the test helper's independent slicing
+        got, want = prime.slice_plan(params, i, i + 1), slice_params(params, i)
+        assert [sorted(s) for s in got["steps"]] == [sorted(s) for s in want["steps"]]
+        for s_got, s_want in zip(got["steps"], want["steps"], strict=True):
+            for op_id in s_got:
+                assert torch.equal(s_got[op_id]["index"], s_want[op_id]["index"])
+    y = prime.transform(x, params)
+    part = prime.transform(x[2:6], prime.slice_plan(params, 2, 6))
+    torch.testing.assert_close(part, y[2:6], atol=1e-5, rtol=0)
+    for bad in ((3, 3), (-1, 2), (0, 8)):
+        with pytest.raises(ValueError, match="start and stop"):
+            prime.slice_plan(params, *bad)
+
+
+def test_cpu_chunks_give_the_whole_batch_result(monkeypatch):
+    import prime_augment.prime as prime_module
+
+    prime = PRIME.from_preset("imagenet", generator=gen(13))
+    q = (smooth_images(5, 3, 20, 20) * 255).round().to(torch.uint8)
+    params = prime.make_params([q])
+    whole = prime.transform(q.float() / 255, params)
+    wide = prime.transform(q, params)
+    per_image = 3 * 20 * 20 * 4
+    monkeypatch.setattr(prime_module, "CPU_CHUNK_BYTES", 2 * per_image)  # chunks of 2, 2, 1 images
+    assert prime._cpu_chunk(q.float()) == 2
+    torch.testing.assert_close(prime.transform(q.float() / 255, params), whole, atol=1e-5, rtol=0)
+    assert int((prime.transform(q, params).int() - wide.int()).abs().max()) <= 1  # float rounding
