@@ -276,7 +276,8 @@ class PRIME(v2.Transform):
                 sel = order[d, offset : offset + k]
                 offset += k
                 u = used[op_id]
-                prm = {key: v[u : u + k] for key, v in draws[op_id].items()}
+                whole = k == totals[op_id]  # the primitive's only step: its draws as they are
+                prm = draws[op_id] if whole else {key: v[u : u + k] for key, v in draws[op_id].items()}
                 used[op_id] = u + k
                 if expand is not None:  # same_on_batch: chain c's draw serves all B images of chain c
                     sel = (sel[:, None] * b + expand[None, :]).reshape(-1)

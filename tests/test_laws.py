@@ -153,6 +153,30 @@ def test_spatial_cut_and_temperature_laws():
     assert bool((p["coeffs"][~live] == 0).all())
 
 
+def test_spatial_laws_of_the_scalar_path_for_few_images():
+    # CPU calls with a few images compute the cuts and temperatures in Python scalars: the same laws
+    from prime_augment.functional import spatial as S
+
+    assert S._scalar_draws(4, None, None) and not S._scalar_draws(4, "meta", None)
+    assert not S._scalar_draws(S._SCALAR_BATCH + 1, None, None)
+    g = gen(21)
+    draws = [sample_spatial_params(4, 32, 32, cut_min=2, cut_max=20, generator=g) for _ in range(N // 4)]
+    cut = torch.cat([p["cut"] for p in draws])
+    temperature = torch.cat([p["temperature"] for p in draws]).double()
+    chi_square_ok(torch.bincount(cut, minlength=21).double(), cut_pmf(2, 20))
+    lo, hi = temperature_range(32, cut)
+    frac = ((temperature - lo) / (torch.maximum(hi, lo) - lo)).clamp(0, 1)
+    assert_mean_var(frac, 0.5, 1 / 8)  # Beta(1/2, 1/2)
+    for p in draws[:50]:  # coefficients N(0, T W) on each image's own block
+        ky, kx = p["coeffs"].shape[2:]
+        weights = folded_variance_weights(p["cut"], 32, 32, 20)[:, :ky, :kx]
+        std = (p["temperature"].double()[:, None, None] * weights).sqrt()[:, None].expand_as(p["coeffs"])
+        assert torch.equal(p["coeffs"] != 0, std > 0)
+    half = sample_spatial_params(4, 32, 32, strength=0.5, generator=gen(22))
+    full = sample_spatial_params(4, 32, 32, generator=gen(22))
+    torch.testing.assert_close(half["temperature"], 0.25 * full["temperature"])
+
+
 def test_spatial_strength_scales_temperature():
     a = sample_spatial_params(100, 32, 32, generator=gen(12))
     b = sample_spatial_params(100, 32, 32, strength=0.5, generator=gen(12))

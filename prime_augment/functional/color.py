@@ -130,12 +130,12 @@ def _series(
 
 
 #: cost model of ``sine_color(method="auto")`` on the CPU, per image, in microseconds, measured on one
-#: thread of an x86-64 server core: the recurrence costs about ``D (7.4 + 0.46 n)`` more than its fixed
-#: part and the table about ``150 + 35 g`` more, for the image's ``D`` active frequencies, ``n`` thousand
-#: values (``C H W``) and ``g`` thousand table intervals (``C G``); the cheaper one is used. Both give
-#: the same map (to 1e-5).
-_SERIES_PER_FREQUENCY = (7.4, 0.46)
-_TABLE_COST = (150.0, 35.0)
+#: thread of an x86-64 server core (2026-12-01): the recurrence costs about ``100 + 9 n + D (4.2 +
+#: 0.46 n)`` and the table about ``190 + 7 n + 35 g``, for the image's ``D`` active frequencies, ``n``
+#: thousand values (``C H W``) and ``g`` thousand table intervals (``C G``); the cheaper one is used.
+#: Both give the same map (to 1e-5).
+_SERIES_COST = (100.0, 9.0, 4.2, 0.46)  # fixed, per thousand values, per frequency, per both
+_TABLE_COST = (190.0, 7.0, 35.0)  # fixed, per thousand values, per thousand table intervals
 #: proven bound on the interpolation error of the tabulated map (before float32 rounding)
 TABLE_TOLERANCE = 1e-6
 #: the finest table (grid intervals); a map that needs more is evaluated by the recurrence
@@ -157,17 +157,34 @@ def _node_derivatives(coeffs: torch.Tensor, start: torch.Tensor, grid: int, orde
     """
     b, c, d = coeffs.shape
     dev = coeffs.device
-    n = start.to(device=dev, dtype=torch.int64)[:, None] + torch.arange(d, device=dev)  # (B, D)
-    k = torch.remainder(n, 2 * grid)
-    powers = torch.arange(orders, device=dev, dtype=torch.float64)[:, None, None]
-    w = (math.pi * n.to(torch.float64)) ** powers
-    w[0].neg_()
-    src = coeffs.to(torch.float64) * w[:, :, None, :]  # (orders, B, C, D)
-    spec = torch.zeros(orders, b, c, 2 * grid, dtype=torch.float64, device=dev)
-    spec.scatter_add_(-1, k[:, None, :].expand(orders, b, c, d), src)
+    starts = start.tolist() if dev.type == "cpu" and b <= 64 else None
+    if starts is not None and len(set(starts)) == 1 and starts[0] + d <= 2 * grid:
+        # one band for every image and no frequency folds: the spectrum is the band, zero-padded
+        s0 = starts[0]
+        src = coeffs.to(torch.float64) * _derivative_weights(s0, d, orders, str(dev))[:, None, None, :]
+        spec = torch.nn.functional.pad(src, (s0, 2 * grid - s0 - d))
+    else:
+        n = start.to(device=dev, dtype=torch.int64)[:, None] + torch.arange(d, device=dev)  # (B, D)
+        powers = torch.arange(orders, device=dev, dtype=torch.float64)[:, None, None]
+        w = (math.pi * n.to(torch.float64)) ** powers
+        w[0].neg_()
+        src = coeffs.to(torch.float64) * w[:, :, None, :]  # (orders, B, C, D)
+        spec = torch.zeros(orders, b, c, 2 * grid, dtype=torch.float64, device=dev)
+        spec.scatter_add_(-1, torch.remainder(n, 2 * grid)[:, None, :].expand(orders, b, c, d), src)
     z = torch.view_as_real(torch.fft.rfft(spec, dim=-1))  # (orders, B, C, G + 1, 2)
-    parts = (1, 0, 1)  # f: imaginary, f': real, f'': imaginary
-    return torch.stack([z[i, ..., parts[i]] for i in range(orders)])
+    order_idx, part_idx = _PARTS[orders]  # f: imaginary, f': real, f'': imaginary
+    return z[order_idx.to(dev), ..., part_idx.to(dev)]
+
+
+#: index tensors picking (order k, real or imaginary part) from the FFTs of :func:`_node_derivatives`
+_PARTS = {k: (torch.arange(k), torch.tensor((1, 0, 1)[:k])) for k in (1, 2, 3)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _derivative_weights(first: int, d: int, orders: int, device: str) -> torch.Tensor:
+    """``(-1, pi n, (pi n)^2)[:orders]`` for ``n = first..first + d - 1``: ``(orders, D)`` float64, cached."""
+    n = torch.arange(first, first + d, dtype=torch.float64) * math.pi
+    return torch.stack([-torch.ones_like(n), n, n * n][:orders]).to(device)
 
 
 #: the quintic Hermite interpolant in the power basis of ``t``: ``P = M [f0, h f0', h^2 f0'', f1, h f1',
@@ -224,11 +241,17 @@ def _table_series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor, gr
     frequencies, in four buffers (on the CPU every fresh large tensor costs page faults).
     """
     poly = _hermite_table(coeffs, start, grid, v.dtype)  # (6, B, Cc, G)
-    b, c, _ = v.shape
+    b, c, n = v.shape
     t = v * float(grid)
     j = torch.floor(t).clamp_(0.0, grid - 1.0)
     t.sub_(j)
     idx = j.to(torch.int64)
+    if 6 * b * c * n <= _ONE_GATHER_MAX:  # small images: the six coefficients in one gather
+        coef = poly.expand(6, b, c, grid).gather(-1, idx.expand(6, b, c, n)).unbind(0)
+        acc = coef[5]
+        for k in range(4, -1, -1):
+            acc = torch.addcmul(coef[k], acc, t)
+        return acc
     table = poly.expand(6, b, c, grid)
     acc = table[5].gather(-1, idx)
     buf = j  # reused: same shape and dtype
@@ -236,6 +259,11 @@ def _table_series(v: torch.Tensor, coeffs: torch.Tensor, start: torch.Tensor, gr
         torch.gather(table[k], -1, idx, out=buf)
         torch.addcmul(buf, acc, t, out=acc)
     return acc
+
+
+#: up to this many gathered values the table is read in one gather (fewer operations), beyond it in
+#: six passes into one reused buffer (fewer fresh pages)
+_ONE_GATHER_MAX = 1 << 16
 
 
 def _active_frequencies(coeffs: torch.Tensor) -> int:
@@ -458,18 +486,24 @@ def _plan(
     d = coeffs.shape[-1]
     if d == 0:
         return [(None, None, 0)]
-    rank = torch.arange(1, d + 1, device=coeffs.device)
-    last = (coeffs.ne(0).any(1) * rank).amax(1).tolist()  # per image: index + 1 of its last frequency
-    freq = start.to(torch.float64)[:, None] + (rank - 1).to(torch.float64)
-    bound = (coeffs.abs().to(torch.float64) * (math.pi * freq[:, None, :]) ** 6).sum(-1).amax(1).tolist()
-    inside = ((v.amin((1, 2)) >= 0.0) & (v.amax((1, 2)) <= 1.0)).tolist()  # the table covers [0, 1]
-    per_value = _SERIES_PER_FREQUENCY[1] * c * n / 1000.0
-    per_table = _TABLE_COST[1] * coeffs.shape[1] / 1000.0
+    absc = coeffs.abs()
+    rank = torch.arange(1, d + 1, device=coeffs.device, dtype=coeffs.dtype)
+    last = (absc.amax(1).ne(0) * rank).amax(1).tolist()  # per image: index + 1 of its last frequency
+    freq = start.to(torch.float64)[:, None] + torch.arange(d, device=coeffs.device, dtype=torch.float64)
+    bound = (absc.to(torch.float64) * (math.pi * freq[:, None, :]) ** 6).sum(-1).amax(1).tolist()
+    # (aminmax along a dimension is ~20x slower than these two full reductions on the CPU)
+    inside = (v.amin((1, 2)).ge(0.0) & v.amax((1, 2)).le(1.0)).tolist()  # the table covers [0, 1]
+    values = c * n / 1000.0
+    s0, s1, s2, s3 = _SERIES_COST
+    t0, t1, t2 = _TABLE_COST
+    series_fixed, per_frequency = s0 + s1 * values, s2 + s3 * values
+    table_fixed, per_grid = t0 + t1 * values, t2 * coeffs.shape[1] / 1000.0
     groups: dict[int | None, list[int]] = {}
     for i in range(b):
         grid = _grid_for(bound[i], TABLE_TOLERANCE) if (inside[i] and last[i] > 0) else None
+        last[i] = int(last[i])
         if method == "auto" and grid is not None:
-            if last[i] * (_SERIES_PER_FREQUENCY[0] + per_value) < _TABLE_COST[0] + per_table * grid:
+            if series_fixed + last[i] * per_frequency < table_fixed + per_grid * grid:
                 grid = None
         groups.setdefault(grid, []).append(i)
     out: list[tuple[list[int] | None, int | None, int | None]] = []

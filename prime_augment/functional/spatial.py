@@ -354,6 +354,8 @@ def sample_spatial_params(
     if cut_max < cut_min:
         raise ValueError(f"cut_max must be >= cut_min={cut_min}, got {cut_max}")
     b = batch_size
+    if _scalar_draws(b, device, generator):
+        return _sample_few(b, height, width, cut_min, cut_max, strength, generator, dtype)
     if cut_max > cut_min:
         top = _sampling.randint((b,), cut_min + 1, cut_max, generator=generator, device=device)
     else:
@@ -367,7 +369,7 @@ def sample_spatial_params(
     if strength != 1.0:
         temperature.mul_(float(strength) ** 2)
     if cut.device.type == "cpu" and b > 0 and not torch.compiler.is_compiling():
-        coeffs = _draw_per_image(cut, temperature, height, width, cut_max, generator, dtype)
+        coeffs = _draw_per_image(cut.tolist(), temperature, height, width, cut_max, generator, dtype)
         return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": _sampling._to(coeffs, device)}
     weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
     std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
@@ -375,8 +377,52 @@ def sample_spatial_params(
     return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}
 
 
+#: batches up to this size drawn on the CPU compute their cuts and temperatures in Python scalars
+_SCALAR_BATCH = 16
+
+
+def _scalar_draws(b: int, device: torch.device | str | None, generator: torch.Generator | None) -> bool:
+    """Whether :func:`sample_spatial_params` takes the scalar path (a few images, all on the CPU)."""
+    if not 0 < b <= _SCALAR_BATCH or torch.compiler.is_compiling():
+        return False
+    on_cpu = device is None or torch.device(device).type == "cpu"
+    return on_cpu and (generator is None or generator.device.type == "cpu")
+
+
+def _sample_few(
+    b: int,
+    height: int,
+    width: int,
+    cut_min: int,
+    cut_max: int,
+    strength: float,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+) -> dict[str, torch.Tensor]:
+    """The laws of :func:`sample_spatial_params` for a few CPU images, the per-image scalars in Python.
+
+    One draw of ``3 B`` uniforms ``(u_m, u_1, u_2)`` per image; ``m = cut_min + 1 + floor(u_m (cut_max -
+    cut_min))``, ``c = floor(cut_min + sin^2(pi u_1 / 2) (m + 1 - cut_min))`` (at most ``m``) and
+    ``T = strength^2 (T_min + sin^2(pi u_2 / 2) max(T_max - T_min, 0))``: the formulas of the tensor
+    path (a dispatch-bound per-image call saves about 35 tensor operations).
+    """
+    n = max(height, width)
+    cuts: list[int] = []
+    temps: list[float] = []
+    for u_top, u_1, u_2 in torch.rand((b, 3), generator=generator, dtype=torch.float64).tolist():
+        top = min(cut_min + 1 + int(u_top * (cut_max - cut_min)), cut_max) if cut_max > cut_min else cut_min
+        c = min(int(math.sin(0.5 * math.pi * u_1) ** 2 * (top + 1 - cut_min) + cut_min), top)
+        t_min, t_max = temperature_range(n, c)
+        t = (max(t_max, t_min) - t_min) * math.sin(0.5 * math.pi * u_2) ** 2 + t_min
+        cuts.append(c)
+        temps.append(t * float(strength) ** 2 if strength != 1.0 else t)
+    temperature = torch.tensor(temps, dtype=torch.float64)
+    coeffs = _draw_per_image(cuts, temperature, height, width, cut_max, generator, dtype)
+    return {"cut": torch.tensor(cuts), "temperature": temperature.to(dtype), "coeffs": coeffs}
+
+
 def _draw_per_image(
-    cut: torch.Tensor,
+    cuts: list[int],
     temperature: torch.Tensor,
     height: int,
     width: int,
@@ -395,7 +441,6 @@ def _draw_per_image(
     """
     ky_full, kx_full = max(0, min(cut_max, height - 2)), max(0, min(cut_max, width - 2))
     limit = min(height, width) - 1
-    cuts = cut.tolist()
     blocks = [(c, c) if c < limit else (ky_full, kx_full) for c in cuts]
     out = torch.zeros(len(cuts), 2, max(a for a, _ in blocks), max(c for _, c in blocks), dtype=dtype)
     temps = temperature.to(torch.float32)
@@ -406,7 +451,7 @@ def _draw_per_image(
             r2, inv = _disk_tables(ky, kx)
             weights = inv * (r2 <= float(c * c))
         else:
-            weights = folded_variance_weights(cut[i : i + 1], height, width, cut_max)[0]
+            weights = folded_variance_weights(torch.tensor([c]), height, width, cut_max)[0]
         std = weights.mul_(temps[i]).sqrt_().to(dtype)
         z = _sampling.normal((2, ky, kx), generator=generator, dtype=dtype)
         torch.mul(z, std, out=out[i, :, :ky, :kx])

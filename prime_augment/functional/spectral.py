@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -94,8 +96,7 @@ def spectral_filter(
     if padding_mode == "reflect" and r >= min(h, w):
         raise ValueError(f"reflect padding needs images larger than K // 2 = {r}, got {h}x{w}")
     # True convolution = correlation with the flipped kernel; identity at the centre tap.
-    kernel = taps.to(device=xb.device, dtype=xb.dtype).flip(-1, -2)  # a copy: safe to modify
-    kernel[..., r, r] += 1.0
+    kernel = taps.to(device=xb.device, dtype=xb.dtype).flip(-1, -2).add_(_delta(k, xb.device, xb.dtype))
     if method == "auto":
         method = ("unfold" if h * w <= _UNFOLD_MAX_PIXELS else "shift") if xb.device.type == "cpu" else "conv"
     pad_mode = "constant" if padding_mode == "zeros" else padding_mode
@@ -121,6 +122,20 @@ def spectral_filter(
     if clip:
         out = out.clamp(0.0, 1.0)
     return out.reshape(*lead, c, h, w)
+
+
+@functools.lru_cache(maxsize=32)
+def _delta_cached(k: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    delta = torch.zeros(k, k, dtype=dtype)
+    delta[k // 2, k // 2] = 1.0
+    return delta.to(device)
+
+
+def _delta(k: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The identity filter ``(K, K)`` (cached, read-only)."""
+    if torch.compiler.is_compiling():
+        return _delta_cached.__wrapped__(k, str(device), dtype)
+    return _delta_cached(k, str(device), dtype)
 
 
 def sample_spectral_params(
