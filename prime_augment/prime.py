@@ -328,6 +328,22 @@ class PRIME(v2.Transform):
         color map: a 256-entry table per image and channel, see
         :func:`~prime_augment.functional.sine_color_levels`).
         """
+        chains = self._chains(x, params, levels)
+        return chains if isinstance(chains, torch.Tensor) else torch.stack(chains)
+
+    def _chains(
+        self, x: torch.Tensor, params: dict[str, Any], levels: torch.Tensor | None
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """:meth:`chains` as an ``(n, B, C, H, W)`` tensor, or for one CPU image as a list of ``n``
+        ``(1, C, H, W)`` tensors (no copies: each chain holds the latest result computed for it)."""
+        if x.shape[0] == 1 and x.device.type == "cpu":
+            return self._chains_of_one(x, params, levels)
+        return self._chains_of_many(x, params, levels)
+
+    def _chains_of_many(
+        self, x: torch.Tensor, params: dict[str, Any], levels: torch.Tensor | None
+    ) -> torch.Tensor:
+        # the chain-images in one (n B, C, H, W) tensor, gathered and scattered per operation
         b = x.shape[0]
         cur = x.unsqueeze(0).expand(self.width, *x.shape).reshape(self.width * b, *x.shape[1:]).clone()
         if b == 0:
@@ -341,8 +357,7 @@ class PRIME(v2.Transform):
                 if depth == 0 and levels is not None:  # every chain-image is still its original image
                     if codes is None:
                         codes = levels.to(torch.int64)
-                    rows = codes.expand(idx.numel(), *codes.shape[1:]) if b == 1 else codes[idx % b]
-                    out = prim._apply_levels(rows, entry["params"])
+                    out = prim._apply_levels(codes[idx % b], entry["params"])
                 if out is None:
                     out = prim.apply(cur.index_select(0, idx), entry["params"])
                 if idx.numel() == cur.shape[0]:  # every chain-image drew this op: no scatter needed
@@ -351,12 +366,41 @@ class PRIME(v2.Transform):
                     cur.index_copy_(0, idx, out)
         return cur.view(self.width, *x.shape)
 
-    def mix(self, x: torch.Tensor, chains: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-        """``(1 - p) x + p sum_i w_i chain_i`` in one pass, clipped to ``[0, 1]`` against rounding."""
+    def _chains_of_one(
+        self, x: torch.Tensor, params: dict[str, Any], levels: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        # the DataLoader-worker case: chain c is a (1, C, H, W) tensor, x itself until an operation
+        # replaces it (the primitives never modify their input); k chains drawing one operation are
+        # concatenated for one call and get views of its result
+        chain: list[torch.Tensor] = [x] * self.width
+        codes = None
+        for depth, step in enumerate(params["steps"]):
+            for op_id, entry in step.items():
+                rows = entry["index"].tolist()
+                prim = self.ops[op_id - 1]
+                out = None
+                if depth == 0 and levels is not None:
+                    if codes is None:
+                        codes = levels.to(torch.int64)
+                    out = prim._apply_levels(codes.expand(len(rows), *codes.shape[1:]), entry["params"])
+                if out is None:
+                    inp = chain[rows[0]] if len(rows) == 1 else torch.cat([chain[r] for r in rows])
+                    out = prim.apply(inp, entry["params"])
+                for j, r in enumerate(rows):
+                    chain[r] = out[j : j + 1]
+        return chain
+
+    def mix(
+        self, x: torch.Tensor, chains: torch.Tensor | Sequence[torch.Tensor], params: dict[str, Any]
+    ) -> torch.Tensor:
+        """``(1 - p) x + p sum_i w_i chain_i`` in one pass, clipped to ``[0, 1]`` against rounding.
+
+        ``chains``: ``(n, B, C, H, W)`` (see :meth:`chains`) or ``n`` tensors ``(B, C, H, W)``.
+        """
         p = params["mix"].to(x.dtype)
         w = (params["weights"].to(x.dtype) * p[:, None]).T[..., None, None, None]  # (n, B, 1, 1, 1)
         out = x * (1.0 - p)[:, None, None, None]
-        for i in range(chains.shape[0]):  # n in-place passes: few operations, no (n, B, ...) temporary
+        for i in range(len(chains)):  # n in-place passes: few operations, no (n, B, ...) temporary
             out.addcmul_(chains[i], w[i])
         return out.clamp_(0.0, 1.0)
 
@@ -388,7 +432,7 @@ class PRIME(v2.Transform):
         self, x: torch.Tensor, params: dict[str, Any], levels: torch.Tensor | None
     ) -> torch.Tensor:
         with fast_mode([x]):  # the chains in inference mode when no gradient is needed ...
-            chains = self.chains(x, params, levels=levels)
+            chains = self._chains(x, params, levels)
         return self.mix(x, chains, params)  # ... and the mix outside: the result is a normal tensor
 
     @staticmethod

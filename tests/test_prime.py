@@ -386,3 +386,19 @@ def test_cpu_chunks_give_the_whole_batch_result(monkeypatch):
     assert prime._cpu_chunk(q.float()) == 2
     torch.testing.assert_close(prime.transform(q.float() / 255, params), whole, atol=1e-5, rtol=0)
     assert int((prime.transform(q, params).int() - wide.int()).abs().max()) <= 1  # float rounding
+
+
+@pytest.mark.parametrize("preset", ["cifar10", "imagenet"])
+def test_chains_of_one_cpu_image_equal_the_batched_chains(preset):
+    # one CPU image keeps its chains as a list of views (no gathers); same numbers as the tensor path
+    prime = PRIME.from_preset(preset, generator=gen(14))
+    for seed in range(6):
+        q = (smooth_images(1, 3, 24, 24, seed=seed) * 255).round().to(torch.uint8)
+        x = q.float() / 255
+        params = prime.make_params([x])
+        for levels in (None, q):
+            listed = prime._chains_of_one(x, params, levels)
+            assert isinstance(listed, list) and len(listed) == prime.width
+            assert torch.equal(torch.stack(listed), prime._chains_of_many(x, params, levels))
+        assert torch.equal(prime.chains(x, params), torch.stack(prime._chains_of_one(x, params, None)))
+    assert not x.is_inference() and torch.equal(x, q.float() / 255)  # the input is untouched
