@@ -323,3 +323,17 @@ def test_cpu_sampler_draws_each_image_on_its_own_block():
             j = torch.arange(1, live.shape[1] + 1)[None, :]
             assert torch.equal(live, (i * i + j * j <= c * c) & (i <= c) & (j <= c))
     assert p["coeffs"].shape[2:] == (38, 28) and bool((p["cut"] >= lim).any())
+
+
+def test_cached_cut_weights_are_the_disk_and_folded_weights():
+    from prime_augment.functional.spatial import _cut_weights, _disk_tables
+
+    def folded(c, band=None):
+        return folded_variance_weights(torch.tensor([c]), 40, 30, 100, band=band)[0]
+
+    for c in (2, 5, 28):  # below the folding limit (min(H, W) - 1 = 29): the disk on c x c
+        r2, inv = _disk_tables(c, c)
+        assert torch.equal(_cut_weights(c, 40, 30, 100), inv * (r2 <= c * c))
+        assert torch.equal(_cut_weights(c, 40, 30, 100), folded(c, band=(c, c)))
+    for c in (29, 60, 100):  # folded: the whole block
+        assert torch.equal(_cut_weights(c, 40, 30, 100), folded(c))

@@ -421,6 +421,21 @@ def _sample_few(
     return {"cut": torch.tensor(cuts), "temperature": temperature.to(dtype), "coeffs": coeffs}
 
 
+#: blocks of at most this many coefficients have their per-cut weights cached (16 KiB each)
+_CACHED_WEIGHTS_MAX = 64 * 64
+
+
+@functools.lru_cache(maxsize=512)
+def _cut_weights(c: int, height: int, width: int, cut_max: int) -> torch.Tensor:
+    """The variance weights of one cut on its own block (as drawn by :func:`_draw_per_image`): the disk's
+    ``1 / (i^2 + j^2)`` on ``c x c`` below the folding limit, else the folded weights; float32, cached
+    (read-only)."""
+    if c < min(height, width) - 1:
+        r2, inv = _disk_tables(c, c)
+        return inv * (r2 <= float(c * c))
+    return folded_variance_weights(torch.tensor([c]), height, width, cut_max)[0]
+
+
 def _draw_per_image(
     cuts: list[int],
     temperature: torch.Tensor,
@@ -447,12 +462,15 @@ def _draw_per_image(
     for i, (c, (ky, kx)) in enumerate(zip(cuts, blocks, strict=True)):
         if ky == 0 or kx == 0:
             continue
-        if c < limit:
+        if ky * kx <= _CACHED_WEIGHTS_MAX:  # small blocks: the weights of this cut are cached
+            weights = _cut_weights(c, height, width, cut_max) * temps[i]
+        elif c < limit:
             r2, inv = _disk_tables(ky, kx)
             weights = inv * (r2 <= float(c * c))
+            weights.mul_(temps[i])
         else:
-            weights = folded_variance_weights(torch.tensor([c]), height, width, cut_max)[0]
-        std = weights.mul_(temps[i]).sqrt_().to(dtype)
+            weights = folded_variance_weights(torch.tensor([c]), height, width, cut_max)[0].mul_(temps[i])
+        std = weights.sqrt_().to(dtype)
         z = _sampling.normal((2, ky, kx), generator=generator, dtype=dtype)
         torch.mul(z, std, out=out[i, :, :ky, :kx])
     return out
