@@ -100,7 +100,8 @@ def to_batch(inpt: Any, *, keep_uint8: bool = False) -> Batch:
 def _to_uint8(out: torch.Tensor) -> torch.Tensor:
     if out.dtype == torch.uint8:
         return out
-    return (out.to(torch.float32) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    # integers 0..255 by then: through int16 (float -> uint8 directly is ~4x slower on the CPU)
+    return (out.to(torch.float32) * 255.0).round_().clamp_(0, 255).to(torch.int16).to(torch.uint8)
 
 
 def _tensor_batch(t: torch.Tensor, keep_uint8: bool, final: Callable[[torch.Tensor], Any] | None) -> Batch:
