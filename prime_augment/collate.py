@@ -21,9 +21,10 @@ class AugmentCollate:
     the collated batch pays it once per batch, with the same per-image random draws (every image
     still gets its own parameters). It runs in the DataLoader workers, so the main process and the
     GPU stay free. This pays off for small images, where the fixed costs dominate (CIFAR-size images
-    in batches of 32 cost about a third of the per-sample time on one CPU thread); at ImageNet size
-    the work per pixel dominates and batching does not help (a batch of 32 at 224 px measured 1.3 to
-    1.5 times the per-sample time per image). See ``benchmarks/cpu_per_image.py``.
+    in batches of 32 cost about a quarter of the per-sample time on one CPU thread, about half of
+    AugMix's); at ImageNet size the work per pixel dominates and batching does not help (a batch of
+    32 at 224 px measured 1.1 to 1.2 times the per-sample time per image). See
+    ``benchmarks/cpu_per_image.py``.
 
     Args:
         transform: the batch augmentation, e.g. ``PRIME.from_preset("cifar10")``.
