@@ -41,6 +41,8 @@ DEPTH_MODES = ("identity", "uniform", "fixed")
 
 #: on the CPU, :meth:`PRIME.apply` processes a batch in chunks of at most this many bytes of images
 CPU_CHUNK_BYTES = 3 << 20
+#: ... and images of at least this many bytes one by one (224 x 224 x 3 float32 is 588 KiB)
+CPU_SINGLE_BYTES = 512 << 10
 
 
 def _to_device(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
@@ -410,10 +412,11 @@ class PRIME(v2.Transform):
         """PRIME of a float batch ``(B, C, H, W)`` with the given parameters (see :meth:`sample_plan`);
         ``levels``: the uint8 batch ``x = levels / 255`` was made from, if any (see :meth:`chains`).
 
-        On the CPU a batch of large images is processed in chunks of about :data:`CPU_CHUNK_BYTES`
-        (5 images at 224 x 224): the chains' buffers of a chunk are reused from chunk to chunk
-        instead of being mapped afresh for the whole batch, each page costing a fault. The result is
-        that of the whole batch at once (each image's computation is its own).
+        On the CPU a batch is processed in chunks of about :data:`CPU_CHUNK_BYTES` (one image at a
+        time from :data:`CPU_SINGLE_BYTES` per image, e.g. 224 x 224): the chains' buffers of a chunk
+        are reused from chunk to chunk instead of being mapped afresh for the whole batch, each page
+        costing a fault, and a single image takes the cheapest path. The result is that of the whole
+        batch at once (each image's computation is its own).
         """
         if not params:
             return x.clone()
@@ -441,6 +444,8 @@ class PRIME(v2.Transform):
         if x.device.type != "cpu" or x.shape[0] <= 1 or needs_grad([x]) or torch.compiler.is_compiling():
             return max(1, x.shape[0])
         per_image = x[0].numel() * x.element_size()
+        if per_image >= CPU_SINGLE_BYTES:  # large images one by one: the one-image path is cheapest
+            return 1
         return max(1, CPU_CHUNK_BYTES // max(1, per_image))
 
     @staticmethod

@@ -386,6 +386,9 @@ def test_cpu_chunks_give_the_whole_batch_result(monkeypatch):
     assert prime._cpu_chunk(q.float()) == 2
     torch.testing.assert_close(prime.transform(q.float() / 255, params), whole, atol=1e-5, rtol=0)
     assert int((prime.transform(q, params).int() - wide.int()).abs().max()) <= 1  # float rounding
+    monkeypatch.setattr(prime_module, "CPU_SINGLE_BYTES", per_image)  # large images: one by one
+    assert prime._cpu_chunk(q.float()) == 1
+    torch.testing.assert_close(prime.transform(q.float() / 255, params), whole, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("preset", ["cifar10", "imagenet"])

@@ -302,6 +302,8 @@ def test_field_of_each_image_on_its_own_block_equals_the_batch_product(monkeypat
     assert S._extents(coeffs, 200, 180) == [(120, 120), (3, 7), (12, 5)]
     full = coeffs[:1].expand(3, -1, -1, -1)
     assert S._extents(full, 200, 180) is None  # equal blocks: one batch product
+    assert S._extents(coeffs[1:2], 200, 180) == [(3, 7)]  # one image zero-padded to a larger block
+    assert S._extents(coeffs[1:2, :, :12, :12], 200, 180) is None  # ... or on a small one
     got = displacement_field(coeffs, 200, 180)
     sy = torch.sin(math.pi * torch.arange(200.0, dtype=torch.float64)[:, None] / 199 * torch.arange(1, 121))
     sx = torch.sin(math.pi * torch.arange(180.0, dtype=torch.float64)[:, None] / 179 * torch.arange(1, 121))

@@ -160,8 +160,10 @@ def _extents(coeffs: torch.Tensor, height: int, width: int) -> list[tuple[int, i
     synthesising each image on its own block is cheaper than the batch's block (CPU only; ``None``
     otherwise)."""
     b, _, ky, kx = coeffs.shape
-    if b < 2 or coeffs.device.type != "cpu" or torch.compiler.is_compiling():
+    if coeffs.device.type != "cpu" or torch.compiler.is_compiling():
         return None
+    if b == 1 and ky * kx <= _PER_IMAGE_MACS / (2.0 * (height + width)):
+        return None  # one image on a small block (e.g. its own, from the CPU sampler): nothing to gain
     nz = coeffs.ne(0).any(1)  # (B, Ky, Kx)
     rows = (nz.any(2) * torch.arange(1, ky + 1)).amax(1).tolist()
     cols = (nz.any(1) * torch.arange(1, kx + 1)).amax(1).tolist()
