@@ -119,7 +119,10 @@ class RandomPrimitive(v2.Transform):
     input (PIL, uint8/float tensors of any leading shape, ``tv_tensors.Image``), applies, and converts
     back. Labels and other non-image items pass through. ``strength == 0`` is exactly the identity.
 
-    ``params = t.make_params([x])`` followed by ``t.transform(x, params)`` replays a call.
+    ``params = t.make_params([x])`` followed by ``t.transform(x, params)`` replays a call. When no
+    input requires grad, the parameters are drawn under ``torch.inference_mode()`` (inference
+    tensors: read them freely, ``clone()`` one before changing it in place); the transformed images
+    are always normal tensors.
     """
 
     #: geometric primitives also warp ``tv_tensors.Mask`` inputs (with nearest sampling)
