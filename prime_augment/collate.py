@@ -22,8 +22,8 @@ class AugmentCollate:
     still gets its own parameters). It runs in the DataLoader workers, so the main process and the
     GPU stay free. This pays off for small images, where the fixed costs dominate (CIFAR-size images
     in batches of 32 cost about a quarter of the per-sample time on one CPU thread, about half of
-    AugMix's); at ImageNet size the work per pixel dominates and batching does not help (a batch of
-    32 at 224 px measured 1.1 to 1.2 times the per-sample time per image). See
+    AugMix's); at ImageNet size the work per pixel dominates and batching does not help (PRIME then
+    processes the batch image by image: about the per-sample time per image). See
     ``benchmarks/cpu_per_image.py``.
 
     Args:
