@@ -36,6 +36,9 @@ PRIMITIVES: dict[str, type[RandomPrimitive]] = {
     "color": RandomSineColor,
 }
 
+#: the package's primitives, whose ``apply`` is tested never to modify its input
+_OWN = frozenset(PRIMITIVES.values())
+
 #: how the operations of a chain are drawn (see :class:`PRIME`)
 DEPTH_MODES = ("identity", "uniform", "fixed")
 
@@ -387,6 +390,8 @@ class PRIME(v2.Transform):
                     out = prim._apply_levels(codes.expand(len(rows), *codes.shape[1:]), entry["params"])
                 if out is None:
                     inp = chain[rows[0]] if len(rows) == 1 else torch.cat([chain[r] for r in rows])
+                    if len(rows) == 1 and type(prim) not in _OWN:  # a user's primitive gets its own copy
+                        inp = inp.clone()  # (the chains share x and views: an in-place apply would leak)
                     out = prim.apply(inp, entry["params"])
                 for j, r in enumerate(rows):
                     chain[r] = out[j : j + 1]

@@ -405,3 +405,23 @@ def test_chains_of_one_cpu_image_equal_the_batched_chains(preset):
             assert torch.equal(torch.stack(listed), prime._chains_of_many(x, params, levels))
         assert torch.equal(prime.chains(x, params), torch.stack(prime._chains_of_one(x, params, None)))
     assert not x.is_inference() and torch.equal(x, q.float() / 255)  # the input is untouched
+
+
+class _InPlace(RandomPrimitive):
+    """A user primitive that breaks the contract and modifies its input."""
+
+    def sample(self, batch_size, channels, height, width, *, device=None, generator=None):
+        return {"shift": torch.full((batch_size,), 0.25)}
+
+    def apply(self, x, params):
+        return x.add_(params["shift"][:, None, None, None]).clamp_(0, 1)
+
+
+def test_a_user_primitive_that_modifies_its_input_cannot_reach_the_image():
+    x = torch.full((1, 3, 6, 6), 0.5)
+    for width in (1, 3):  # one chain drawing the op (the image itself would be passed), or three
+        prime = PRIME([_InPlace()], width=width, depth=1, depth_mode="fixed", generator=gen(1))
+        p = prime.make_params([x])
+        y = prime.transform(x, p)
+        assert torch.equal(x, torch.full((1, 3, 6, 6), 0.5))  # the input is untouched
+        torch.testing.assert_close(y, (0.5 + 0.25 * p["mix"]).view(1, 1, 1, 1).expand(1, 3, 6, 6))
