@@ -309,6 +309,10 @@ def test_field_of_each_image_on_its_own_block_equals_the_batch_product(monkeypat
     sx = torch.sin(math.pi * torch.arange(180.0, dtype=torch.float64)[:, None] / 179 * torch.arange(1, 121))
     want = torch.einsum("pi,bkij,qj->bkpq", sy, coeffs.double(), sx)
     torch.testing.assert_close(got.double(), want, atol=5e-6, rtol=0)
+    leaf = coeffs.clone().requires_grad_(True)  # autograd: the batch product, differentiable
+    assert S._extents(leaf, 200, 180) is None
+    displacement_field(leaf, 200, 180).sum().backward()
+    assert leaf.grad is not None and leaf.grad.shape == coeffs.shape
     monkeypatch.setattr(S, "_extents", lambda *a: None)
     torch.testing.assert_close(got, displacement_field(coeffs, 200, 180), atol=1e-6, rtol=0)
 

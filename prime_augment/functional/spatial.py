@@ -162,6 +162,8 @@ def _extents(coeffs: torch.Tensor, height: int, width: int) -> list[tuple[int, i
     b, _, ky, kx = coeffs.shape
     if coeffs.device.type != "cpu" or torch.compiler.is_compiling():
         return None
+    if torch.is_grad_enabled() and coeffs.requires_grad:  # autograd cannot record out= products
+        return None
     if b == 1 and ky * kx <= _PER_IMAGE_MACS / (2.0 * (height + width)):
         return None  # one image on a small block (e.g. its own, from the CPU sampler): nothing to gain
     nz = coeffs.ne(0).any(1)  # (B, Ky, Kx)
