@@ -326,6 +326,12 @@ def test_sine_color_levels_is_sine_color_of_the_levels():
         one = sine_color_levels(q, a[:, :1], start, clip=False)
         torch.testing.assert_close(one.double(), sine_color(v, a[:, :1].double(), start, clip=False),
                                    atol=1e-6, rtol=0)  # fmt: skip
+    # a given bound on the band (what the module passes on accelerators, to avoid reading start)
+    a = 0.1 * torch.randn(4, 3, 20, generator=g)
+    start = torch.tensor([1, 77, 300, 481])
+    exact = sine_color_levels(q, a, start)
+    assert torch.equal(sine_color_levels(q, a, start, max_frequency=500), exact)
+    assert torch.equal(sine_color_levels(q, a, start, max_frequency=1000), exact)
     with pytest.raises(TypeError, match="levels"):
         sine_color_levels(q.float(), a, start)
     with pytest.raises(ValueError, match="coeffs"):
