@@ -486,13 +486,15 @@ def _plan(
     d = coeffs.shape[-1]
     if d == 0:
         return [(None, None, 0)]
+    # per image (CPU, few operations: a small image's call is dispatch-bound): the index + 1 of its
+    # last non-zero frequency, the bound sum_n |a_n| (pi n)^6 (largest over channels) and its range
     absc = coeffs.abs()
-    rank = torch.arange(1, d + 1, device=coeffs.device, dtype=coeffs.dtype)
-    last = (absc.amax(1).ne(0) * rank).amax(1).tolist()  # per image: index + 1 of its last frequency
-    freq = start.to(torch.float64)[:, None] + torch.arange(d, device=coeffs.device, dtype=torch.float64)
-    bound = (absc.to(torch.float64) * (math.pi * freq[:, None, :]) ** 6).sum(-1).amax(1).tolist()
+    last = (absc.amax(1).ne(0) * _rank(d, coeffs.dtype)).amax(1).tolist()
+    sixth = torch.stack([_sixth_powers(s, d) for s in start.tolist()])  # (B, D), cached rows
+    bound = (absc.to(torch.float64) * sixth.unsqueeze(1)).sum(-1).amax(1).tolist()
     # (aminmax along a dimension is ~20x slower than these two full reductions on the CPU)
-    inside = (v.amin((1, 2)).ge(0.0) & v.amax((1, 2)).le(1.0)).tolist()  # the table covers [0, 1]
+    low, high = v.amin((1, 2)).tolist(), v.amax((1, 2)).tolist()
+    inside = [lo >= 0.0 and hi <= 1.0 for lo, hi in zip(low, high, strict=True)]  # the table's [0, 1]
     values = c * n / 1000.0
     s0, s1, s2, s3 = _SERIES_COST
     t0, t1, t2 = _TABLE_COST
@@ -511,6 +513,18 @@ def _plan(
         active = max(last[i] for i in rows)
         out.append((None if len(rows) == b else rows, grid, active))
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _rank(d: int, dtype: torch.dtype) -> torch.Tensor:
+    """``1..d`` (CPU, cached, read-only)."""
+    return torch.arange(1, d + 1, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sixth_powers(first: int, d: int) -> torch.Tensor:
+    """``(pi n)^6`` for ``n = first..first + d - 1``: ``(D,)`` float64 (CPU, cached, read-only)."""
+    return (math.pi * torch.arange(first, first + d, dtype=torch.float64)) ** 6
 
 
 def sample_color_params(
