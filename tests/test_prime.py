@@ -483,3 +483,23 @@ def test_imagenet_colour_maps_amplify_float32_rounding_at_a_few_values():
             off["uint8"] += int(((prime.transform(q, params).double() - ref).abs() > 1).sum())
             total += q.numel()
         assert off["float32"] <= limit * total and off["uint8"] <= limit * total, (preset, off, total)
+
+
+@pytest.mark.parametrize("depth_mode", ["identity", "uniform", "fixed"])
+def test_python_partition_equals_the_sorted_partition(depth_mode, monkeypatch):
+    # a few CPU chain-images are partitioned in Python lists: the same plan as bincount + stable sort
+    import prime_augment.prime as prime_module
+
+    prime = PRIME.from_preset("cifar10", depth_mode=depth_mode)
+    for b in (1, 2, 5):
+        plans = []
+        for limit in (64, 0):
+            monkeypatch.setattr(prime_module, "_PYTHON_PARTITION_MAX", limit)
+            plans.append(prime.sample_plan(b, 3, 8, 8, generator=gen(b)))
+        python, sorted_ = plans
+        assert [sorted(s) for s in python["steps"]] == [sorted(s) for s in sorted_["steps"]]
+        for s_p, s_s in zip(python["steps"], sorted_["steps"], strict=True):
+            for op_id in s_p:
+                assert torch.equal(s_p[op_id]["index"], s_s[op_id]["index"])
+                for key in s_p[op_id]["params"]:
+                    assert torch.equal(s_p[op_id]["params"][key], s_s[op_id]["params"][key])
