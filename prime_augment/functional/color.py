@@ -489,7 +489,7 @@ def _plan(
     # per image (CPU, few operations: a small image's call is dispatch-bound): the index + 1 of its
     # last non-zero frequency, the bound sum_n |a_n| (pi n)^6 (largest over channels) and its range
     absc = coeffs.abs()
-    last = (absc.amax(1).ne(0) * _rank(d, coeffs.dtype)).amax(1).tolist()
+    last = [int(k) for k in (absc.amax(1).ne(0) * _rank(d, coeffs.dtype)).amax(1).tolist()]
     sixth = torch.stack([_sixth_powers(s, d) for s in start.tolist()])  # (B, D), cached rows
     bound = (absc.to(torch.float64) * sixth.unsqueeze(1)).sum(-1).amax(1).tolist()
     # (aminmax along a dimension is ~20x slower than these two full reductions on the CPU)
@@ -503,7 +503,6 @@ def _plan(
     groups: dict[int | None, list[int]] = {}
     for i in range(b):
         grid = _grid_for(bound[i], TABLE_TOLERANCE) if (inside[i] and last[i] > 0) else None
-        last[i] = int(last[i])
         if method == "auto" and grid is not None:
             if series_fixed + last[i] * per_frequency < table_fixed + per_grid * grid:
                 grid = None

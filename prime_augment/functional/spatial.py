@@ -468,12 +468,8 @@ def _draw_per_image(
             continue
         if ky * kx <= _CACHED_WEIGHTS_MAX:  # small blocks: the weights of this cut are cached
             weights = _cut_weights(c, height, width, cut_max) * temps[i]
-        elif c < limit:
-            r2, inv = _disk_tables(ky, kx)
-            weights = inv * (r2 <= float(c * c))
-            weights.mul_(temps[i])
-        else:
-            weights = folded_variance_weights(torch.tensor([c]), height, width, cut_max)[0].mul_(temps[i])
+        else:  # large ones: computed afresh (the same function, uncached), scaled in place
+            weights = _cut_weights.__wrapped__(c, height, width, cut_max).mul_(temps[i])
         std = weights.sqrt_().to(dtype)
         z = _sampling.normal((2, ky, kx), generator=generator, dtype=dtype)
         torch.mul(z, std, out=out[i, :, :ky, :kx])
