@@ -95,7 +95,10 @@ def time_interleaved(
     for n in names:
         t = times[n]
         q = statistics.quantiles(t, n=4) if len(t) >= 4 else [min(t), statistics.median(t), max(t)]
-        out[n] = {"median_ms": statistics.median(t), "q1_ms": q[0], "q3_ms": q[2], "repeats": repeats}
+        out[n] = {
+            "median_ms": statistics.median(t), "mean_ms": statistics.fmean(t), "q1_ms": q[0], "q3_ms": q[2],
+            "repeats": repeats,
+        }  # fmt: skip
         if device.type != "cuda":
             out[n]["faults"] = flt[n] / repeats
     return out

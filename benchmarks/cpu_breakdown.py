@@ -25,7 +25,7 @@ import torch
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, print_table, write_json
+from _common import environment, print_table, time_interleaved, write_json
 
 from prime_augment import PRIME
 
@@ -68,20 +68,11 @@ def main(argv=None) -> int:
         for _ in range(args.warmup):
             augmix(img), prime(img)
         _instrument(prime, totals, counts)
-        t_prime = t_augmix = 0.0
-        done = 0
-        while done < args.calls:  # alternating blocks: both see the same drifts of the machine
-            n = min(args.block, args.calls - done)
-            t0 = time.perf_counter()
-            for _ in range(n):
-                prime(img)
-            t1 = time.perf_counter()
-            for _ in range(n):
-                augmix(img)
-            t2 = time.perf_counter()
-            t_prime, t_augmix, done = t_prime + (t1 - t0), t_augmix + (t2 - t1), done + n
+        # alternating blocks (both see the same drifts of the machine); means, to add up with the parts
+        cases = {"prime": lambda f=prime, x=img: f(x), "augmix": lambda f=augmix, x=img: f(x)}
+        timed = time_interleaved(cases, torch.device("cpu"), warmup=0, repeats=args.calls, block=args.block)
+        prime_ms, augmix_ms = timed["prime"]["mean_ms"], timed["augmix"]["mean_ms"]
         per_call = {k: v / args.calls * 1e3 for k, v in totals.items()}
-        prime_ms, augmix_ms = t_prime / args.calls * 1e3, t_augmix / args.calls * 1e3
         rest = prime_ms - sum(per_call.values())
         for key in sorted(per_call):
             apps = counts[key] / args.calls
