@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -44,6 +45,14 @@ def jsd_loss(
     views stacked along the batch as ``[clean; aug_1; ...; aug_{S-1}]`` (timm's layout) and
     ``lambda = weight``.
 
+    Every term is computed in log space, in float32 at least: ``log p_i = log_softmax(z_i)``,
+    ``log M = clamp(logsumexp_i(log p_i) - log S, log 1e-7, 0)`` and
+    ``KL(p_i || M) = sum p_i (log p_i - log M)`` with ``p_i = exp(log p_i)``. The value equals timm's
+    ``JsdCrossEntropy`` (which takes ``log`` of the clamped mixture and hands ``p_i`` to ``kl_div``), but
+    the loss and its gradient stay finite for any finite logits: where a softmax probability underflows
+    to 0 (a logit gap above ~100 in float32), differentiating ``p log p`` at ``p = 0`` gives NaN
+    gradients under a finite loss, and the weights become NaN.
+
     Args:
         logits: ``(S * B, num_classes)``.
         target: ``(B,)`` class indices of the clean view, or ``(S * B,)`` (only the first ``B`` are used).
@@ -77,12 +86,16 @@ def jsd_loss(
         raise ValueError(
             f"target must hold {split} (clean view) or {n} labels, got {getattr(target, 'shape', target)}"
         )
+    # half-precision logits (autocast) are computed in float32
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
     views = logits.split(split)
     ce = F.cross_entropy(views[0], target[:split], label_smoothing=label_smoothing)
-    # half-precision logits (autocast) get their softmax in float32
-    probs = [F.softmax(v.float() if v.dtype in (torch.float16, torch.bfloat16) else v, dim=1) for v in views]
-    log_m = torch.clamp(torch.stack(probs).mean(0), 1e-7, 1.0).log()
-    consistency = sum(F.kl_div(log_m, p, reduction="batchmean") for p in probs) / num_splits
+    log_p = F.log_softmax(torch.stack(views), dim=-1)  # (S, B, classes)
+    log_m = torch.logsumexp(log_p, dim=0) - math.log(num_splits)
+    log_m = log_m.clamp(math.log(1e-7), 0.0)
+    kl = F.kl_div(log_m.expand_as(log_p), log_p, reduction="sum", log_target=True)
+    consistency = kl / (split * num_splits)
     loss = ce + weight * consistency
     if return_parts:
         return JSDParts(loss, ce.detach(), consistency.detach())
@@ -92,10 +105,17 @@ def jsd_loss(
 class JSDLoss(nn.Module):
     """Module form of :func:`jsd_loss` (drop-in for a timm-style ``criterion(output, target)``).
 
+    Also a drop-in for timm's ``JsdCrossEntropy``: its keyword names ``alpha`` (= ``weight``) and
+    ``smoothing`` (= ``label_smoothing``) are accepted, and ``JSDLoss(num_splits=3, alpha=12,
+    smoothing=0.1)`` equals ``timm.loss.JsdCrossEntropy(num_splits=3, alpha=12, smoothing=0.1)``
+    wherever timm's is finite (and stays finite where timm's gradient is NaN, see :func:`jsd_loss`).
+    The defaults differ in one place: timm's label smoothing is 0.1, ours is 0.0 (the method's).
+
     Args:
         num_splits: number of views stacked along the batch (clean first).
-        weight: ``lambda`` of the consistency term (default 12).
-        label_smoothing: label smoothing of the cross-entropy on the clean view.
+        weight: ``lambda`` of the consistency term (default 12); timm's name: ``alpha``.
+        label_smoothing: label smoothing of the cross-entropy on the clean view (default 0); timm's
+            name: ``smoothing``.
         return_parts: return a :class:`JSDParts` (loss, cross-entropy, consistency) instead of the loss.
 
     Example:
@@ -105,18 +125,24 @@ class JSDLoss(nn.Module):
         >>> loss = criterion(z, torch.tensor([0, 1]))
         >>> loss.backward(); z.grad.shape
         torch.Size([6, 5])
+        >>> JSDLoss(num_splits=3, alpha=12, smoothing=0.1)      # timm's keywords
+        JSDLoss(num_splits=3, weight=12.0, label_smoothing=0.1)
     """
 
     def __init__(
         self,
         num_splits: int = 3,
-        weight: float = 12.0,
+        weight: float | None = None,
         *,
-        label_smoothing: float = 0.0,
+        label_smoothing: float | None = None,
         return_parts: bool = False,
+        alpha: float | None = None,
+        smoothing: float | None = None,
     ) -> None:
         super().__init__()
         self.num_splits = check_int(num_splits, "num_splits", low=2)
+        weight = _one_of(weight, "weight", alpha, "alpha", 12.0)
+        label_smoothing = _one_of(label_smoothing, "label_smoothing", smoothing, "smoothing", 0.0)
         self.weight = check_float(weight, "weight", low=0.0)
         self.label_smoothing = check_float(label_smoothing, "label_smoothing", low=0.0, high=1.0)
         self.return_parts = bool(return_parts)
@@ -133,6 +159,17 @@ class JSDLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_splits={self.num_splits}, weight={self.weight}, label_smoothing={self.label_smoothing}"
+
+
+def _one_of(ours: Any, our_name: str, timms: Any, timm_name: str, default: float) -> Any:
+    """The value of an argument that has our name and timm's: at most one of them may be given."""
+    if ours is not None and timms is not None:
+        raise TypeError(
+            f"give {our_name} or its timm name {timm_name}, not both (got {ours!r} and {timms!r})"
+        )
+    if ours is not None:
+        return ours
+    return default if timms is None else timms
 
 
 def jsd_views(transform: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, num_splits: int = 3):

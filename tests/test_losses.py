@@ -102,3 +102,58 @@ def test_views_helpers():
     assert torch.equal(clean, x[0]) and a1.shape == x[0].shape and not torch.equal(a1, a2)
     with pytest.raises(TypeError, match="callable"):
         JSDViews(3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("gap", [110.0, 1e4, 3e4])
+def test_finite_gradient_when_a_probability_underflows(dtype, gap):
+    # a logit gap above ~100 makes softmax probabilities exactly 0 in float32: differentiating p log p
+    # there gave NaN gradients under a finite loss (timm's JsdCrossEntropy has that hazard)
+    z = torch.zeros(6, 10)
+    z[:, 0] = gap
+    z[4, 3] = -gap  # the views disagree on one image
+    z = z.to(dtype).requires_grad_()
+    loss = jsd_loss(z, torch.tensor([0, 1]), label_smoothing=0.1)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(z.grad).all()
+
+
+def test_equals_the_probability_space_formula_where_that_is_finite():
+    # the log-space terms are the same loss as timm's formula (softmax, log of the clamped mixture)
+    g = torch.Generator().manual_seed(3)
+    z = (8 * torch.randn(3 * 16, 10, generator=g)).requires_grad_()
+    y = torch.randint(0, 10, (16,), generator=g)
+    views = z.split(16)
+    probs = [F.softmax(v, 1) for v in views]
+    log_m = torch.clamp(torch.stack(probs).mean(0), 1e-7, 1).log()
+    kl = sum(F.kl_div(log_m, p, reduction="batchmean") for p in probs) / 3
+    want = F.cross_entropy(views[0], y) + 12 * kl
+    (g_want,) = torch.autograd.grad(want, z)
+    got = jsd_loss(z, y)
+    (g_got,) = torch.autograd.grad(got, z)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(g_got, g_want, atol=1e-5, rtol=1e-4)
+
+
+def test_timm_keywords_construct_our_loss():
+    loss = JSDLoss(num_splits=3, alpha=12, smoothing=0.1)
+    assert (loss.weight, loss.label_smoothing) == (12.0, 0.1)
+    assert JSDLoss().label_smoothing == 0.0  # timm's default is 0.1, ours the method's 0
+    with pytest.raises(TypeError, match="alpha"):
+        JSDLoss(weight=1.0, alpha=2.0)
+    with pytest.raises(TypeError, match="smoothing"):
+        JSDLoss(label_smoothing=0.1, smoothing=0.2)
+    with pytest.raises(ValueError, match="weight"):
+        JSDLoss(alpha=-1)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_equals_timm_jsd_cross_entropy(smoothing):
+    timm_loss = pytest.importorskip("timm.loss")
+    g = torch.Generator().manual_seed(1)
+    z = 3 * torch.randn(3 * 8, 10, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (8,), generator=g)
+    theirs = timm_loss.JsdCrossEntropy(num_splits=3, alpha=12, smoothing=smoothing)
+    ours = JSDLoss(num_splits=3, alpha=12, smoothing=smoothing)
+    torch.testing.assert_close(ours(z, y), theirs(z, y), atol=1e-10, rtol=1e-10)
