@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 from recipes_fixtures import class_images, image_folder, numpy_dataset
 
-from prime_augment.recipes import corruptions, sweep
-from prime_augment.recipes.corruptions import BUILTIN_CORRUPTIONS, apply_corruption, load_imagecorruptions
-from prime_augment.recipes.data import NpyCorruptions
+from prime_augment.recipes import _cifar10c, corruptions, sweep
+from prime_augment.recipes.corruptions import (
+    BUILTIN_CORRUPTIONS,
+    apply_corruption,
+    available_corruptions,
+    load_imagecorruptions,
+    make_corruption_set,
+    to_uint8,
+)
+from prime_augment.recipes.data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, NpyCorruptions
 
 needs_imagecorruptions = pytest.mark.skipif(
     load_imagecorruptions() is None, reason="the optional imagecorruptions package is not usable"
@@ -42,8 +49,9 @@ def test_builtin_set_format_and_determinism(tmp_path):
     assert corruptions.main([*args, "--out", str(tmp_path / "b"), "--workers", "2"]) == 0
     out = tmp_path / "a"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["labels.npy", "meta.json", *(f"{n}.npy" for n in names.split(","))]
+        ["labels.npy", "clean.npy", "meta.json", *(f"{n}.npy" for n in names.split(","))]
     )  # no temporary files left
+    assert np.array_equal(np.load(out / "clean.npy"), x)
     labels = np.load(out / "labels.npy")
     assert labels.dtype == np.int64 and np.array_equal(labels, np.tile(y, 5))
     for name in names.split(","):
@@ -55,8 +63,9 @@ def test_builtin_set_format_and_determinism(tmp_path):
     assert err == sorted(err) and err[0] > 1  # severity grows
     meta = json.loads((out / "meta.json").read_text())
     assert meta["backend"] == "builtin" and meta["n"] == 6 and "CIFAR-10-C severity" in meta["parameters"]
-    cs = NpyCorruptions(out)  # readable by the evaluation
-    assert cs.n == 6 and cs.dataset("brightness", 2)[0][1] == y[0]
+    assert meta["indices"] == list(range(6)) and meta["clean"] == "clean.npy"
+    cs = NpyCorruptions(out)  # readable by the evaluation; clean.npy is not a corruption
+    assert cs.n == 6 and cs.dataset("brightness", 2)[0][1] == y[0] and "clean" not in cs.corruptions
 
 
 def test_every_builtin_corruption(tmp_path):
@@ -135,6 +144,138 @@ def test_cifar10c_backend(tmp_path):
                       "--corruptions", "fog,snow", "--no-progress"])  # auto: cifar10c for 32 px images
     meta = json.loads((tmp_path / "c" / "meta.json").read_text())
     assert meta["backend"] == "cifar10c" and "make_cifar_c" in meta["parameters"]
+
+
+# ------------------------------------------------------------------ fidelity to make_cifar_c.py
+def test_cifar10c_has_the_19_release_names():
+    names = available_corruptions("cifar10c")
+    assert names[:15] == BENCHMARK_CORRUPTIONS and set(names[15:]) == set(EXTRA_CORRUPTIONS)
+    assert names[15:] == ("speckle_noise", "gaussian_blur", "spatter", "saturate")  # the script's order
+
+
+def test_glass_blur_copies_the_neighbour_as_the_script_does():
+    """``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on numpy views copies, it does not swap."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(6, 5, 3), dtype=np.uint8)
+    offsets = rng.integers(-1, 1, size=(4, 3, 2))  # (dx, dy) in {-1, 0}, as randint(-1, 1)
+    script = x.copy()
+    for i, h in enumerate(range(6 - 1, 1, -1)):
+        for j, w in enumerate(range(5 - 1, 1, -1)):
+            dx, dy = offsets[i, j]
+            script[h, w], script[h + dy, w + dx] = script[h + dy, w + dx], script[h, w]  # the script's line
+    swapped = x.copy()
+    for i, h in enumerate(range(6 - 1, 1, -1)):
+        for j, w in enumerate(range(5 - 1, 1, -1)):
+            dx, dy = offsets[i, j]
+            a, b = swapped[h, w].copy(), swapped[h + dy, w + dx].copy()
+            swapped[h, w], swapped[h + dy, w + dx] = b, a
+    keep = x.copy()
+    ours = _cifar10c.glass_shuffle(x, offsets)
+    assert np.array_equal(ours, script) and not np.array_equal(ours, swapped)
+    assert np.array_equal(x, keep)  # a new array
+    with pytest.raises(ValueError, match="offsets"):
+        _cifar10c.glass_shuffle(x, offsets[:2])
+
+
+def test_uint8_conversion_truncates_like_the_script():
+    assert to_uint8(np.array([127.9, 0.2, 254.999, 300.0, -3.0])).tolist() == [127, 0, 254, 255, 0]
+    x = np.zeros((1, 4, 4, 3), np.uint8)
+    x[:, :2] = 255  # mean 127.5: contrast 0.5 maps 0 -> 63.75 and 255 -> 191.25
+    for backend in ("cifar10c", "builtin"):
+        y = apply_corruption(x, "contrast", 2, backend=backend)
+        assert set(np.unique(y).tolist()) == {63, 191}, backend  # rounding would give 64 and 191
+
+
+def test_snow_layer_is_trimmed_at_the_centre_before_the_blur():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    layer = np.random.default_rng(1).normal(size=(32, 32, 1))
+    out = _cifar10c._clipped_zoom(layer, 2.25)  # severity 4: ceil(32 / 2.25) = 15 -> 34x34
+    zoomed = ndimage.zoom(layer[8:23, 8:23], (2.25, 2.25, 1), order=1)
+    assert zoomed.shape == (34, 34, 1) and out.shape == (32, 32, 1)
+    assert np.array_equal(out, zoomed[1:33, 1:33]) and not np.array_equal(out, zoomed[:32, :32])
+
+
+def test_cifar10c_impulse_noise_is_seeded_with_the_2018_draws():
+    x = np.full((2, 8, 8, 3), 100, np.uint8)
+    a = apply_corruption(x, "impulse_noise", 5, backend="cifar10c", seed=3)
+    assert np.array_equal(a, apply_corruption(x, "impulse_noise", 5, backend="cifar10c", seed=3))
+    assert not np.array_equal(a, apply_corruption(x, "impulse_noise", 5, backend="cifar10c", seed=4))
+    rs = np.random.RandomState(3)  # scikit-image 0.14's random_noise(mode='s&p'), image by image
+    for img, out in zip(x, a, strict=True):
+        flipped = rs.choice([True, False], size=img.shape, p=[0.07, 0.93])
+        salted = rs.choice([True, False], size=img.shape, p=[0.5, 0.5])
+        expect = np.where(flipped, np.where(salted, 255, 0), 100)
+        assert np.array_equal(out, expect)
+
+
+def test_cifar10c_set_uses_the_script_seeding_and_records_its_source(tmp_path):
+    x, y = class_images(10, 16, 3, 2)
+    np.save(tmp_path / "test_images.npy", x)
+    np.save(tmp_path / "test_labels.npy", y)
+    base = ["--input", str(tmp_path / "test_images.npy"), "--backend", "cifar10c", "--no-progress"]
+    base += ["--corruptions", "gaussian_noise,contrast", "--limit", "6", "--seed", "7"]
+    assert corruptions.main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert corruptions.main([*base, "--out", str(tmp_path / "b"), "--workers", "2"]) == 0
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    idx = meta["indices"]
+    assert len(idx) == 6 and idx == sorted(idx) and meta["seeding"].startswith("np.random.RandomState")
+    clean = np.load(tmp_path / "a" / "clean.npy")
+    assert np.array_equal(clean, x[idx])
+    assert np.array_equal(np.load(tmp_path / "a" / "labels.npy"), np.tile(y[idx], 5))
+    np.random.seed(7)  # noqa: NPY002 - the script: np.random.seed, severities 1..5, images in order
+    expect = [
+        np.uint8(np.clip(im / 255.0 + np.random.normal(size=im.shape, scale=c), 0, 1) * 255)  # noqa: NPY002
+        for c in _cifar10c.PARAMS["gaussian_noise"]
+        for im in clean
+    ]
+    got = np.load(tmp_path / "a" / "gaussian_noise.npy")
+    assert np.array_equal(got, np.stack(expect))
+    assert np.array_equal(got, np.load(tmp_path / "b" / "gaussian_noise.npy"))  # workers do not matter
+
+
+def test_magick_motion_blur_port():
+    x = np.full((9, 7, 3), 77, np.uint8)
+    assert np.array_equal(_cifar10c.magick_motion_blur(x, 6, 2, 30.0), x)  # a constant image is kept
+    step = np.zeros((5, 12), np.uint8)
+    step[:, 6:] = 200
+    y = _cifar10c.magick_motion_blur(step, 2, 1, 0.0)  # angle 0: taps at columns +0..+4, edge pixels
+    assert np.array_equal(y[:, :2], step[:, :2]) and np.array_equal(y[:, 6:], step[:, 6:])
+    assert y[0, 2:6].tolist() == [0, 1, 16, 85]  # 200 x the tail sums of exp(-i^2 / 2), i = 0..4
+    wand_image = pytest.importorskip("wand.image")
+    import io
+
+    from PIL import Image
+
+    img = np.random.default_rng(3).integers(0, 256, size=(12, 10, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    with wand_image.Image(blob=buf.getvalue()) as w:
+        w.motion_blur(radius=6, sigma=1.5, angle=17.0)
+        ref = np.asarray(Image.open(io.BytesIO(w.make_blob("png"))).convert("RGB"))
+    assert np.array_equal(_cifar10c.magick_motion_blur(img, 6, 1.5, 17.0), ref)
+
+
+def test_cifar10c_every_corruption_runs():
+    pytest.importorskip("scipy.ndimage")
+    x, _ = class_images(2, 32, 2, 6)
+    keep = x.copy()
+    for name in available_corruptions("cifar10c"):
+        if _cifar10c.missing_requirements(name):
+            continue
+        for sev in (1, 5):
+            out = apply_corruption(x, name, sev, backend="cifar10c", seed=2)
+            assert out.shape == x.shape and out.dtype == np.uint8, (name, sev)
+            assert np.array_equal(out, apply_corruption(x, name, sev, backend="cifar10c", seed=2)), name
+    assert np.array_equal(x, keep)
+
+
+def test_cifar10c_names_missing_requirements(monkeypatch):
+    monkeypatch.setattr(_cifar10c, "missing_requirements", lambda n: ["scipy"] if n == "zoom_blur" else [])
+    x = np.zeros((1, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"zoom_blur need scipy"):
+        apply_corruption(x, "zoom_blur", 1, backend="cifar10c")
+    with pytest.raises(ValueError, match=r"indices: 2 indices for 1 images"):
+        make_corruption_set(x, np.zeros(1, np.int64), "unused", backend="builtin", indices=[0, 1])
 
 
 def test_strength_sweep(tmp_path):

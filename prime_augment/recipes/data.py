@@ -546,8 +546,8 @@ class NpyCorruptions:
 
     Args:
         root: folder holding ``labels.npy`` and one ``<corruption>.npy`` per corruption.
-        corruptions: names to use (default: every ``*.npy`` but ``labels.npy``, sorted, benchmark order
-            first).
+        corruptions: names to use (default: every ``*.npy`` but ``labels.npy`` and ``clean.npy`` (the clean
+            copy ``make-corruptions`` writes), sorted, benchmark order first).
         num_severities: number of severity blocks in each file (5 in CIFAR-10-C).
         transform: applied to each uint8 ``tv_tensors.Image`` (e.g. a resize for another model size).
 
@@ -576,7 +576,7 @@ class NpyCorruptions:
                 f"corruption set: {self.root / 'labels.npy'} must be a non-empty integer vector, "
                 f"got {labels.dtype} {labels.shape}"
             )
-        found = sorted(p.stem for p in self.root.glob("*.npy") if p.name != "labels.npy")
+        found = sorted(p.stem for p in self.root.glob("*.npy") if p.name not in ("labels.npy", "clean.npy"))
         names = list(corruptions) if corruptions is not None else _benchmark_order(found)
         if not names:
             raise FileNotFoundError(f"corruption set: no <corruption>.npy files in {self.root}")
