@@ -157,8 +157,9 @@ def test_spatial_laws_of_the_scalar_path_for_few_images():
     # CPU calls with a few images compute the cuts and temperatures in Python scalars: the same laws
     from prime_augment.functional import spatial as S
 
-    assert S._scalar_draws(4, None, None) and not S._scalar_draws(4, "meta", None)
-    assert not S._scalar_draws(S._SCALAR_BATCH + 1, None, None)
+    cuts, temps = S._few_cuts_and_temperatures(4, 32, 32, (2, 20), 1.0, gen(21))  # a CPU batch of 4's path
+    drawn = sample_spatial_params(4, 32, 32, cut_max=20, generator=gen(21))
+    assert drawn["cut"].tolist() == cuts and torch.equal(drawn["temperature"], temps.float())
     g = gen(21)
     draws = [sample_spatial_params(4, 32, 32, cut_min=2, cut_max=20, generator=g) for _ in range(N // 4)]
     cut = torch.cat([p["cut"] for p in draws])

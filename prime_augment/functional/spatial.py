@@ -29,6 +29,8 @@ from ._utils import check_image_batch, check_param, flatten_batch
 __all__ = [
     "deform",
     "displacement_field",
+    "folded_variance_weights",
+    "max_cut",
     "sample_spatial_params",
     "sine_basis",
     "temperature_range",
@@ -216,7 +218,7 @@ def deform(
     xb, lead = flatten_batch(x)
     b, c, h, w = xb.shape
     coeffs = check_param(coeffs, "coeffs", (2, None, None), b)
-    if b == 0 or h < 3 or w < 3 or coeffs.shape[2] == 0 or coeffs.shape[3] == 0:
+    if xb.numel() == 0 or h < 3 or w < 3 or coeffs.shape[2] == 0 or coeffs.shape[3] == 0:
         return x.clone()  # no interior: the field is identically zero
     compute = torch.float64 if xb.dtype == torch.float64 else torch.float32
     # the field with its components in grid_sample's (x, y) order, viewed as (B, H, W, 2)
@@ -273,6 +275,15 @@ def _fold_tables(height: int, width: int, cut_max: int, device: str) -> tuple[to
     return r2.to(device=device, dtype=torch.float32), cum.to(device=device, dtype=torch.float32)
 
 
+@torch.compiler.assume_constant_result
+def _fold_tables_constant(
+    height: int, width: int, cut_max: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_fold_tables`, a constant of a compiled graph (``torch.compile`` would trace the cached
+    function and rebuild the tables in every call)."""
+    return _fold_tables(height, width, cut_max, device)
+
+
 @functools.lru_cache(maxsize=64)
 def _disk_tables(ky: int, kx: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``i^2 + j^2`` and ``1 / (i^2 + j^2)`` for ``1 <= i <= ky``, ``1 <= j <= kx`` (float32, CPU).
@@ -298,11 +309,16 @@ def folded_variance_weights(
     ``band=(ky, kx)`` computes only the lowest ``ky x kx`` folded frequencies (the others must be known
     to vanish, e.g. every cut below ``ky`` and ``kx`` when no frequency folds).
 
+    Cuts (and ``cut_max``) above :func:`max_cut` count as that cap, which bounds the cost by the
+    image size.
+
     Returns:
         ``(B, Ky, Kx)`` float32 weights, ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)``
         (or ``band``).
     """
-    r2, cum = _fold_tables(int(height), int(width), int(cut_max), str(cut.device))
+    cap = max_cut(height, width)
+    cut, cut_max = cut.clamp_max(cap), min(int(cut_max), cap)  # (the cap is above H - 2 and W - 2)
+    r2, cum = _fold_tables_constant(int(height), int(width), cut_max, str(cut.device))
     ky = max(0, min(int(cut_max), int(height) - 2))
     kx = max(0, min(int(cut_max), int(width) - 2))
     if band is not None and (band[0] < ky or band[1] < kx):
@@ -317,6 +333,23 @@ def folded_variance_weights(
     return cum.gather(1, idx).T.reshape(b, ky, kx)
 
 
+def max_cut(height: int, width: int) -> int:
+    """The largest cut the samplers use on an ``H x W`` grid: ``4 (n - 1)``, ``n = max(H, W)`` (at least 2).
+
+    On the ``n``-point grid ``r = k / (n - 1)`` the mode ``sin(pi i r)`` is periodic in ``i`` with period
+    ``2 (n - 1)`` and odd about ``n - 1``, so every frequency folds onto one of the ``n - 2`` useful modes
+    ``1..n - 2`` (or vanishes): the field never needs more than ``(H - 2) x (W - 2)`` coefficients, and
+    the folded law is exact (:func:`folded_variance_weights`). The variance a cut ``c`` puts on those
+    modes, though, is a sum over the ``~c^2`` frequencies of its disk (it grows like ``ln c``, and has
+    no closed form), so the exact law costs ``O(c^2)`` to tabulate: 7 TB for ``c = 10^6`` on a 16 x 16
+    image. Cuts are therefore capped at two folding periods, ``4 (n - 1)``: below the cap the law and
+    the draws are exactly the method's (above every preset at the sizes it is meant for: 124 for 32 px,
+    892 for 224 px); a larger cut is drawn as the cap (its law gets an atom there), which bounds the
+    tables by ``16 n^2`` entries whatever ``cut_max``.
+    """
+    return max(4 * (max(int(height), int(width)) - 1), 2)
+
+
 def sample_spatial_params(
     batch_size: int,
     height: int,
@@ -328,18 +361,26 @@ def sample_spatial_params(
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
+    static_shapes: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Draw the per-image parameters of :func:`deform` (the laws of the method's code).
 
     Per image: a maximal cut ``m ~ U{cut_min + 1, ..., cut_max}`` (``cut_min`` when
-    ``cut_max == cut_min``), the cut ``c = floor(cut_min + B1 (m + 1 - cut_min))`` (at most ``m``) and the
-    temperature ``T = strength^2 (T_min + B2 (T_max - T_min))`` with ``B1, B2 ~ Beta(1/2, 1/2)`` and
+    ``cut_max == cut_min``), the cut ``c = floor(cut_min + B1 (m + 1 - cut_min))`` (at most ``m``, and at
+    most :func:`max_cut` of the image) and the temperature
+    ``T = strength^2 (T_min + B2 (T_max - T_min))`` with ``B1, B2 ~ Beta(1/2, 1/2)`` and
     the bounds of :func:`temperature_range` for ``n = max(H, W)`` and ``c``; when that range is empty
     (``c > 2n / pi``) ``T = strength^2 T_min``. ``strength`` scales the displacement (``T`` by its square).
 
     The coefficients ``b_ij ~ N(0, T / (i^2 + j^2))`` for ``i^2 + j^2 <= c^2`` are drawn directly on the
     frequencies the pixel grid can distinguish (:func:`folded_variance_weights`): exactly the same law
     of the displacement of every pixel, with at most ``(H - 2) x (W - 2)`` coefficients.
+
+    On the CPU the cuts are read to draw each image's coefficients on its own block (fewer normals);
+    that step reads the data, so it runs eagerly under ``torch.compile`` (the same draws as without
+    it). ``static_shapes=True`` draws on every device as on accelerators (one ``(B, 2, Ky, Kx)`` draw,
+    the same law, other numbers than the CPU default): no read of the data, so the sampler compiles
+    with ``torch.compile(fullgraph=True)`` and gives the same draws compiled and eager.
 
     Returns:
         ``{"cut": (B,) int64, "temperature": (B,), "coeffs": (B, 2, Ky, Kx)}`` with
@@ -358,8 +399,28 @@ def sample_spatial_params(
     if cut_max < cut_min:
         raise ValueError(f"cut_max must be >= cut_min={cut_min}, got {cut_max}")
     b = batch_size
-    if _scalar_draws(b, device, generator):
-        return _sample_few(b, height, width, cut_min, cut_max, strength, generator, dtype)
+    on_cpu = device is None or torch.device(device).type == "cpu"
+    if on_cpu and b > 0 and not static_shapes:
+        return _sample_on_cpu(b, height, width, cut_min, cut_max, strength, generator, dtype)
+    laws = (b, height, width, (cut_min, cut_max), strength, generator)
+    cut, temperature = _cuts_and_temperatures(*laws, device)
+    weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
+    std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
+    z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
+    return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}
+
+
+def _cuts_and_temperatures(
+    b: int,
+    height: int,
+    width: int,
+    cuts: tuple[int, int],
+    strength: float,
+    generator: torch.Generator | None,
+    device: torch.device | str | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cuts ``(B,)`` int64 and float64 temperatures of :func:`sample_spatial_params`, as tensors."""
+    cut_min, cut_max = cuts
     if cut_max > cut_min:
         top = _sampling.randint((b,), cut_min + 1, cut_max, generator=generator, device=device)
     else:
@@ -367,33 +428,21 @@ def sample_spatial_params(
     b1 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
     # floor(cut_min + B1 (m + 1 - cut_min)), at most m (the values are positive: truncation is the floor)
     cut = torch.minimum(b1.mul_(top + (1 - cut_min)).add_(cut_min).to(torch.int64), top)
+    cut = cut.clamp_max_(max_cut(height, width))
     b2 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
     t_min, t_max = temperature_range(max(height, width), cut)
     temperature = torch.maximum(t_max, t_min).sub_(t_min).mul_(b2).add_(t_min)
     if strength != 1.0:
         temperature.mul_(float(strength) ** 2)
-    if cut.device.type == "cpu" and b > 0 and not torch.compiler.is_compiling():
-        coeffs = _draw_per_image(cut.tolist(), temperature, height, width, cut_max, generator, dtype)
-        return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": _sampling._to(coeffs, device)}
-    weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
-    std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
-    z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
-    return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}
+    return cut, temperature
 
 
 #: batches up to this size drawn on the CPU compute their cuts and temperatures in Python scalars
 _SCALAR_BATCH = 16
 
 
-def _scalar_draws(b: int, device: torch.device | str | None, generator: torch.Generator | None) -> bool:
-    """Whether :func:`sample_spatial_params` takes the scalar path (a few images, all on the CPU)."""
-    if not 0 < b <= _SCALAR_BATCH or torch.compiler.is_compiling():
-        return False
-    on_cpu = device is None or torch.device(device).type == "cpu"
-    return on_cpu and (generator is None or generator.device.type == "cpu")
-
-
-def _sample_few(
+@torch.compiler.disable
+def _sample_on_cpu(
     b: int,
     height: int,
     width: int,
@@ -403,26 +452,43 @@ def _sample_few(
     generator: torch.Generator | None,
     dtype: torch.dtype,
 ) -> dict[str, torch.Tensor]:
-    """The laws of :func:`sample_spatial_params` for a few CPU images, the per-image scalars in Python.
+    """:func:`sample_spatial_params` on the CPU: each image's coefficients on its own block (reads the
+    cuts, so it runs eagerly under ``torch.compile``: compiled and eager calls draw the same numbers)."""
+    laws = (b, height, width, (cut_min, cut_max), strength, generator)
+    if b <= _SCALAR_BATCH and (generator is None or generator.device.type == "cpu"):
+        cuts, temperature = _few_cuts_and_temperatures(*laws)
+        cut = torch.tensor(cuts)
+    else:
+        cut, temperature = _cuts_and_temperatures(*laws, None)
+        cuts = cut.tolist()
+    coeffs = _draw_per_image(cuts, temperature, height, width, cut_max, generator, dtype)
+    return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": coeffs}
+
+
+def _few_cuts_and_temperatures(
+    b: int, height: int, width: int, cuts: tuple[int, int], strength: float, generator: torch.Generator | None
+) -> tuple[list[int], torch.Tensor]:
+    """The cuts and float64 temperatures of :func:`sample_spatial_params` for a few CPU images, the
+    per-image scalars in Python.
 
     One draw of ``3 B`` uniforms ``(u_m, u_1, u_2)`` per image; ``m = cut_min + 1 + floor(u_m (cut_max -
-    cut_min))``, ``c = floor(cut_min + sin^2(pi u_1 / 2) (m + 1 - cut_min))`` (at most ``m``) and
-    ``T = strength^2 (T_min + sin^2(pi u_2 / 2) max(T_max - T_min, 0))``: the formulas of the tensor
+    cut_min))``, ``c = floor(cut_min + sin^2(pi u_1 / 2) (m + 1 - cut_min))`` (at most ``m`` and the cap)
+    and ``T = strength^2 (T_min + sin^2(pi u_2 / 2) max(T_max - T_min, 0))``: the formulas of the tensor
     path (a dispatch-bound per-image call saves about 35 tensor operations).
     """
+    cut_min, cut_max = cuts
     n = max(height, width)
-    cuts: list[int] = []
+    cap = max_cut(height, width)
+    out: list[int] = []
     temps: list[float] = []
     for u_top, u_1, u_2 in torch.rand((b, 3), generator=generator, dtype=torch.float64).tolist():
         top = min(cut_min + 1 + int(u_top * (cut_max - cut_min)), cut_max) if cut_max > cut_min else cut_min
-        c = min(int(math.sin(0.5 * math.pi * u_1) ** 2 * (top + 1 - cut_min) + cut_min), top)
+        c = min(int(math.sin(0.5 * math.pi * u_1) ** 2 * (top + 1 - cut_min) + cut_min), top, cap)
         t_min, t_max = temperature_range(n, c)
         t = (max(t_max, t_min) - t_min) * math.sin(0.5 * math.pi * u_2) ** 2 + t_min
-        cuts.append(c)
+        out.append(c)
         temps.append(t * float(strength) ** 2 if strength != 1.0 else t)
-    temperature = torch.tensor(temps, dtype=torch.float64)
-    coeffs = _draw_per_image(cuts, temperature, height, width, cut_max, generator, dtype)
-    return {"cut": torch.tensor(cuts), "temperature": temperature.to(dtype), "coeffs": coeffs}
+    return out, torch.tensor(temps, dtype=torch.float64)
 
 
 #: blocks of at most this many coefficients have their per-cut weights cached (16 KiB each)
