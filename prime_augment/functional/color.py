@@ -35,6 +35,14 @@ def _check_params(b: int, c: int, coeffs: object, start: object) -> tuple[torch.
             f"coeffs must have shape (B, C, D) or (B, 1, D) with C={c}, got {tuple(coeffs.shape)}"
         )
     start = check_param(start, "start", (), b)
+    # read the values on the CPU only: on an accelerator the check would synchronise every call (and
+    # a compiled graph reads no data)
+    on_cpu = coeffs.device.type == "cpu" and start.device.type == "cpu"
+    if on_cpu and start.numel() and not torch.compiler.is_compiling():
+        if bool(coeffs.isnan().any() | (start < 1).any()):
+            if bool(coeffs.isnan().any()):
+                raise ValueError(f"coeffs must not hold NaN, got {int(coeffs.isnan().sum())} NaN values")
+            raise ValueError(f"start must hold band starts >= 1, got {start.tolist()}")
     return coeffs, start
 
 
@@ -402,8 +410,11 @@ def sine_color(
 
     Args:
         x: images, floating point in ``[0, 1]`` or ``uint8``, shape ``(..., C, H, W)``.
-        coeffs: ``(B, C, D)`` coefficients ``a`` (or ``(B, 1, D)``: the same map on every channel).
-        start: ``(B,)`` integer first frequency ``s_b >= 1`` of each image's band.
+        coeffs: ``(B, C, D)`` coefficients ``a`` (or ``(B, 1, D)``: the same map on every channel), not
+            NaN.
+        start: ``(B,)`` integer first frequency ``s_b >= 1`` of each image's band. Both are checked
+            (``ValueError``) when they are CPU tensors (eagerly: not in a compiled graph); on
+            accelerators the check would synchronise the device, so it is not made.
         clip: clip the result to ``[0, 1]`` (always done for ``uint8``).
         method: ``"auto"``, ``"series"`` or ``"table"`` (above; ignored for ``uint8``).
 
@@ -472,13 +483,14 @@ def _plan(
     the batch), so a batch gives exactly the per-image results.
     """
     recorded = torch.is_grad_enabled() and (v.requires_grad or coeffs.requires_grad)
+    if torch.compiler.is_compiling():  # a compiled graph reads no data: the series, every frequency
+        return [(None, None, coeffs.shape[-1])]
     if v.device.type != "cpu":  # reading the coefficients would synchronise: the series, no skipping
         if method != "table":
             return [(None, None, None)]
     elif (
         method == "series"
         or recorded  # gradients: the series (the table's gathers write into buffers)
-        or torch.compiler.is_compiling()
         or (method, v.dtype) == ("auto", torch.float64)
     ):
         return [(None, None, _active_frequencies(coeffs))]
