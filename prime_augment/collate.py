@@ -71,8 +71,28 @@ class AugmentCollate:
             return self.transform(images)
         return jsd_views(self.transform, images, self.views)
 
+    def _check_sizes(self, samples: list[Any]) -> None:
+        """Clear errors for what the collate function cannot stack: no samples, images of several sizes."""
+        if not samples:
+            raise ValueError("AugmentCollate got no samples (an empty batch): there are no images to augment")
+        if self.image_index is None:
+            images = samples
+        elif all(isinstance(s, (list, tuple)) and len(s) > self.image_index for s in samples):
+            images = [s[self.image_index] for s in samples]
+        else:
+            return  # the collated batch's own check names the problem
+        shapes = [tuple(x.shape) for x in images if isinstance(x, torch.Tensor)]
+        if len(set(shapes)) > 1:
+            seen = ", ".join(f"{shape} (sample {shapes.index(shape)})" for shape in dict.fromkeys(shapes))
+            raise ValueError(
+                f"AugmentCollate stacks images of one size, got images of sizes {seen}; resize or crop "
+                "them to one size first (e.g. v2.Resize or v2.RandomCrop in the Dataset's transform)"
+            )
+
     def __call__(self, samples: Sequence[Any]) -> Any:
-        batch = self.collate_fn(list(samples))
+        samples = list(samples)
+        self._check_sizes(samples)
+        batch = self.collate_fn(samples)
         if self.image_index is None:
             return self._augment(batch)
         if not isinstance(batch, (list, tuple)) or len(batch) <= self.image_index:
