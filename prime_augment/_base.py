@@ -104,6 +104,14 @@ def expand_params(params: dict[str, torch.Tensor], batch_size: int) -> dict[str,
     return {k: v.expand(batch_size, *v.shape[1:]) for k, v in params.items()}
 
 
+def repeat_params(params: dict[str, Any], frames: int) -> dict[str, Any]:
+    """Each image's parameter rows repeated for ``frames`` consecutive images (the frames of a video)."""
+    if frames == 1:
+        return params
+    return {k: v.repeat_interleave(frames, dim=0) if isinstance(v, torch.Tensor) else v
+            for k, v in params.items()}  # fmt: skip
+
+
 class RandomPrimitive(v2.Transform):
     """Base class of the per-image random primitives (and of user-defined ones).
 
@@ -189,8 +197,6 @@ class RandomPrimitive(v2.Transform):
     def check_inputs(self, flat_inputs: list[Any]) -> None:
         require_image(self, flat_inputs)
         for x in flat_inputs:
-            if isinstance(x, _inputs._REFUSED):
-                raise TypeError(f"{type(self).__name__} does not support {_inputs.describe(x)}")
             if self._geometric and isinstance(x, _COORDINATES):
                 raise TypeError(
                     f"{type(self).__name__} moves pixels and cannot move {type(x).__name__} consistently; "
@@ -201,6 +207,8 @@ class RandomPrimitive(v2.Transform):
         if self.strength == 0.0:
             return {}
         b, c, h, w, device = batch_spec(flat_inputs)
+        if c * h * w == 0:  # images without pixels: nothing to draw, the identity
+            return {}
         with fast_mode(flat_inputs):
             return self.sample_params(b, c, h, w, device=device)
 
@@ -214,6 +222,7 @@ class RandomPrimitive(v2.Transform):
         if not params:  # strength 0: exactly the identity, as a new object
             return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
         batch = _inputs.to_batch(inpt, keep_uint8=True)
+        params = repeat_params(params, batch.frames)  # a video's frames share its draw
         if batch.uint8:
             out = self._apply_uint8(batch.data, params)
             if out is None:

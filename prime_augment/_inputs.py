@@ -15,17 +15,21 @@ from torchvision.transforms.v2 import functional as TF
 PIL_MODES = ("L", "RGB")
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
-#: tv_tensors that can never be transformed correctly by a per-pixel image op: refused, not ignored.
-_REFUSED: tuple[type, ...] = (tv_tensors.Video,)
-
 
 def is_image(inpt: Any) -> bool:
-    """An input that the primitives treat as image(s): a PIL image or a tensor that is not a Mask/box."""
+    """An input that the primitives treat as image(s): a PIL image, a plain tensor, a
+    ``tv_tensors.Image`` or a ``tv_tensors.Video`` (not a Mask or boxes)."""
     if isinstance(inpt, PIL.Image.Image):
         return True
     return isinstance(inpt, torch.Tensor) and (
-        type(inpt) is torch.Tensor or isinstance(inpt, tv_tensors.Image)
+        type(inpt) is torch.Tensor or isinstance(inpt, (tv_tensors.Image, tv_tensors.Video))
     )
+
+
+def frames(inpt: Any) -> int:
+    """Frames per draw: ``T`` for a ``tv_tensors.Video`` ``(..., T, C, H, W)`` (its frames share one draw),
+    1 for images."""
+    return inpt.shape[-4] if isinstance(inpt, tv_tensors.Video) else 1
 
 
 def describe(inpt: Any) -> str:
@@ -43,15 +47,19 @@ class Batch:
     data: torch.Tensor  # (B, C, H, W) in the compute dtype (float32 or float64), or the raw uint8
     restore: Callable[[torch.Tensor], Any]
     uint8: bool
+    #: consecutive images of ``data`` that share one draw (the frames of a video), 1 for images
+    frames: int = 1
 
 
 def image_shape(inpt: Any) -> tuple[int, int, int, int]:
-    """(B, C, H, W) of an image input, B being the product of the leading dimensions."""
+    """(B, C, H, W) of an image input, B being the number of draws: the product of the leading
+    dimensions (for a ``tv_tensors.Video``, of those before the frames)."""
     if isinstance(inpt, PIL.Image.Image):
         check_pil(inpt)
         return 1, len(inpt.getbands()), inpt.height, inpt.width
     check_tensor(inpt)
-    return math.prod(inpt.shape[:-3]), *inpt.shape[-3:]
+    lead = inpt.shape[:-4] if isinstance(inpt, tv_tensors.Video) else inpt.shape[:-3]
+    return math.prod(lead), *inpt.shape[-3:]
 
 
 def image_device(inpt: Any) -> torch.device:
@@ -67,6 +75,8 @@ def check_pil(img: PIL.Image.Image) -> None:
 
 
 def check_tensor(t: torch.Tensor, name: str = "image") -> None:
+    if isinstance(t, tv_tensors.Video) and t.ndim < 4:
+        raise ValueError(f"a Video must have shape (..., T, C, H, W), got {describe(t)}")
     if t.ndim < 3:
         raise ValueError(f"{name} must have shape (C, H, W) or (B, C, H, W), got {describe(t)}")
     if not (t.dtype == torch.uint8 or t.dtype in FLOAT_DTYPES):
@@ -79,8 +89,10 @@ def to_batch(inpt: Any, *, keep_uint8: bool = False) -> Batch:
     """Convert an image input to a ``(B, C, H, W)`` batch.
 
     uint8 becomes float32 in ``[0, 1]`` (or stays uint8 with ``keep_uint8``); float16/bfloat16 are
-    computed in float32; float32/float64 as they are. ``restore`` gives back the input's type, dtype,
-    leading shape and (for PIL) mode. The input itself is never modified.
+    computed in float32; float32/float64 as they are, except that ``+Inf`` and ``-Inf`` are read as
+    1 and 0 (``NaN`` is kept). A ``tv_tensors.Video`` ``(..., T, C, H, W)`` gives its frames as
+    consecutive images (``frames = T``). ``restore`` gives back the input's type, dtype, leading shape
+    and (for PIL) mode. The input itself is never modified.
     """
     if isinstance(inpt, PIL.Image.Image):
         check_pil(inpt)
@@ -88,10 +100,11 @@ def to_batch(inpt: Any, *, keep_uint8: bool = False) -> Batch:
         return _tensor_batch(
             TF.pil_to_tensor(inpt), keep_uint8, lambda out: TF.to_pil_image(_to_uint8(out)[0], mode=mode)
         )
-    if isinstance(inpt, tv_tensors.Image):
+    if isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
         plain = inpt.as_subclass(torch.Tensor)
         inner = _tensor_batch(plain, keep_uint8, None)
-        return Batch(inner.data, lambda out: tv_tensors.wrap(inner.restore(out), like=inpt), inner.uint8)
+        restore = lambda out: tv_tensors.wrap(inner.restore(out), like=inpt)  # noqa: E731
+        return Batch(inner.data, restore, inner.uint8, frames(inpt))
     if isinstance(inpt, torch.Tensor):
         return _tensor_batch(inpt, keep_uint8, None)
     raise TypeError(f"expected a PIL image or a tensor, got {describe(inpt)}")
@@ -107,12 +120,15 @@ def _to_uint8(out: torch.Tensor) -> torch.Tensor:
 def _tensor_batch(t: torch.Tensor, keep_uint8: bool, final: Callable[[torch.Tensor], Any] | None) -> Batch:
     check_tensor(t)
     shape, dtype = t.shape, t.dtype
-    xb = t.reshape(-1, *shape[-3:])
+    xb = t.reshape(math.prod(shape[:-3]), *shape[-3:])  # (not -1: a C, H or W of 0 is allowed)
     uint8 = dtype == torch.uint8
     if uint8 and not keep_uint8:
         xb = xb.to(torch.float32) / 255.0
-    elif dtype in (torch.float16, torch.bfloat16):
-        xb = xb.to(torch.float32)
+    elif not uint8:
+        # the one behaviour of every transform on non-finite values: +-Inf read as 1 and 0, NaN kept
+        # (a saturated pixel; the series of the color map would turn an infinity into NaN)
+        xb = torch.nan_to_num(xb.to(torch.float32) if dtype in (torch.float16, torch.bfloat16) else xb,
+                              nan=math.nan, posinf=1.0, neginf=0.0)
 
     def restore(out: torch.Tensor) -> Any:
         res = (_to_uint8(out) if uint8 else out.to(dtype)).reshape(shape)

@@ -41,7 +41,10 @@ class RandomSineColor(RandomPrimitive):
 
     Shape:
         Input ``(C, H, W)`` or ``(..., C, H, W)`` tensor (float in ``[0, 1]`` or uint8), a
-        ``tv_tensors.Image`` or a PIL image; the output has the input's type, shape and dtype.
+        ``tv_tensors.Image``, a ``tv_tensors.Video`` ``(..., T, C, H, W)`` (one draw per video, shared
+        by its frames) or a PIL image; the output has the input's type, shape and dtype. ``C``, ``H``
+        or ``W`` may be 0 (an empty output). ``+Inf``/``-Inf`` pixels are read as 1/0; ``NaN`` pixels
+        propagate (the outputs computed from them are ``NaN``).
 
     Example:
         >>> import torch

@@ -18,6 +18,7 @@ from ._base import (
     batch_spec,
     fast_mode,
     needs_grad,
+    repeat_params,
     require_image,
     usable_params,
 )
@@ -103,7 +104,10 @@ class PRIME(v2.Transform):
 
     Shape:
         Input ``(C, H, W)`` or ``(..., C, H, W)`` tensor (float in ``[0, 1]`` or uint8), a
-        ``tv_tensors.Image`` or a PIL image; the output has the input's type, shape and dtype.
+        ``tv_tensors.Image``, a ``tv_tensors.Video`` ``(..., T, C, H, W)`` (one draw per video, shared
+        by its frames) or a PIL image; the output has the input's type, shape and dtype. ``C``, ``H``
+        or ``W`` may be 0 (an empty output). ``+Inf``/``-Inf`` pixels are read as 1/0; ``NaN`` pixels
+        propagate (the outputs computed from them are ``NaN``).
 
     Example:
         >>> import torch
@@ -184,8 +188,9 @@ class PRIME(v2.Transform):
 
         ``overrides`` replace the mixer's arguments (``width``, ``alpha``, ``strength``,
         ``primitives=("spectral", "color")`` to ablate, ...) and, as dicts under the keys
-        ``spectral``, ``spatial`` and ``color``, the primitives' hyper-parameters. The presets work at
-        any image size (an empty temperature range falls back to ``T_min``).
+        ``spectral``, ``spatial`` and ``color``, the primitives' hyper-parameters (anything else there,
+        ``None`` included, is a ``TypeError``). The presets work at any image size (an empty
+        temperature range falls back to ``T_min``).
 
         Example:
             >>> p = PRIME.from_preset("ccm", depth=2, spatial={"cut_max": 20})
@@ -195,9 +200,13 @@ class PRIME(v2.Transform):
         cfg = get_preset(name)
         prim_kw = {}
         for key in PRIMITIVES:
-            extra = overrides.pop(key, None) or {}
+            extra = overrides.pop(key, {})
             if not isinstance(extra, dict):
-                raise TypeError(f"{key} overrides must be a dict of hyper-parameters, got {extra!r}")
+                raise TypeError(
+                    f"from_preset: {key}= must be a dict of {PRIMITIVES[key].__name__} hyper-parameters "
+                    f"(e.g. {key}={cfg[key]!r}), got {extra!r}; to leave the primitive out, pass "
+                    f"primitives={tuple(k for k in PRIMITIVES if k != key)!r}"
+                )
             prim_kw[key] = {**cfg[key], **extra}
         mixer = {**cfg["mixer"], **overrides}
         names = mixer.pop("primitives", tuple(PRIMITIVES))
@@ -309,7 +318,7 @@ class PRIME(v2.Transform):
     def check_inputs(self, flat_inputs: list[Any]) -> None:
         require_image(self, flat_inputs)
         for x in flat_inputs:
-            if isinstance(x, tv_tensors.TVTensor) and not isinstance(x, tv_tensors.Image):
+            if isinstance(x, tv_tensors.TVTensor) and not isinstance(x, (tv_tensors.Image, tv_tensors.Video)):
                 raise TypeError(
                     "PRIME mixes differently warped copies of an image, so a "
                     f"{type(x).__name__} cannot follow it; PRIME supports images (classification) only"
@@ -319,6 +328,8 @@ class PRIME(v2.Transform):
         if self.strength == 0.0:
             return {}
         b, c, h, w, device = batch_spec(flat_inputs)
+        if c * h * w == 0:  # images without pixels: nothing to draw, the identity
+            return {}
         with fast_mode(flat_inputs):
             return self.sample_plan(b, c, h, w, device=device)
 
@@ -328,6 +339,7 @@ class PRIME(v2.Transform):
         if not params:  # strength 0: exactly the identity, as a new object
             return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
         batch = _inputs.to_batch(inpt, keep_uint8=True)
+        params = self.repeat_plan(params, batch.frames)  # a video's frames share its draw
         if not batch.uint8:
             return batch.restore(self.apply(batch.data, usable_params(params, batch.data)))
         x = batch.data.to(torch.float32) / 255.0  # what to_batch gives for uint8
@@ -463,6 +475,31 @@ class PRIME(v2.Transform):
         if per_image >= CPU_SINGLE_BYTES:  # large images one by one: the one-image path is cheapest
             return 1
         return max(1, CPU_CHUNK_BYTES // max(1, per_image))
+
+    @staticmethod
+    def repeat_plan(params: dict[str, Any], frames: int) -> dict[str, Any]:
+        """The plan of ``B`` images for ``B * frames`` images, each image's draws repeated for
+        ``frames`` consecutive images (the frames of a ``tv_tensors.Video``: one draw per video)."""
+        if frames == 1:
+            return params
+        b = params["mix"].shape[0]
+        steps = []
+        for step in params["steps"]:
+            new = {}
+            for op_id, entry in step.items():
+                idx = entry["index"]  # chain c, image i -> c B + i; frames f of it -> c B T + i T + f
+                first = (idx // b) * (b * frames) + (idx % b) * frames
+                new[op_id] = {
+                    "index": (first[:, None] + torch.arange(frames, device=idx.device)).reshape(-1),
+                    "params": repeat_params(entry["params"], frames),
+                }
+            steps.append(new)
+        return {
+            "weights": params["weights"].repeat_interleave(frames, dim=0),
+            "mix": params["mix"].repeat_interleave(frames, dim=0),
+            "ops": params["ops"].repeat_interleave(frames, dim=2),
+            "steps": steps,
+        }
 
     @staticmethod
     def slice_plan(params: dict[str, Any], start: int, stop: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import torch
 from torchvision import tv_tensors
 
 from ._base import RandomPrimitive
-from ._validation import check_int
+from ._validation import check_bool, check_int
 from .functional.spatial import deform, sample_spatial_params
 
 __all__ = ["RandomDiffeomorphism"]
@@ -35,10 +35,21 @@ class RandomDiffeomorphism(RandomPrimitive):
             exactly the identity).
         same_on_batch: one field for the whole batch instead of one per image.
         generator: optional generator for the draws; the global RNG when ``None``.
+        static_shapes: draw on fixed-shape tensors on every device, as on accelerators (the same
+            law; on the CPU other numbers than the default, which reads each image's cut to draw on its
+            own block). Needed for ``torch.compile(fullgraph=True)`` and CUDA graphs; by default a
+            compiled call runs the CPU sampler eagerly and draws what an eager call draws.
+
+    Cuts above ``4 (max(H, W) - 1)`` (two folding periods of the grid's sine modes, far above every
+    preset at its image size) are drawn as that cap, which bounds the cost by the image size whatever
+    ``cut_max`` (see :func:`~prime_augment.functional.max_cut`).
 
     Shape:
         Input ``(C, H, W)`` or ``(..., C, H, W)`` tensor (float in ``[0, 1]`` or uint8), a
-        ``tv_tensors.Image`` or a PIL image; the output has the input's type, shape and dtype.
+        ``tv_tensors.Image``, a ``tv_tensors.Video`` ``(..., T, C, H, W)`` (one draw per video, shared
+        by its frames) or a PIL image; the output has the input's type, shape and dtype. ``C``, ``H``
+        or ``W`` may be 0 (an empty output). ``+Inf``/``-Inf`` pixels are read as 1/0; ``NaN`` pixels
+        propagate (the outputs computed from them are ``NaN``).
 
     Example:
         >>> import torch
@@ -60,10 +71,12 @@ class RandomDiffeomorphism(RandomPrimitive):
         strength: float = 1.0,
         same_on_batch: bool = False,
         generator: torch.Generator | None = None,
+        static_shapes: bool = False,
     ) -> None:
         super().__init__(strength=strength, same_on_batch=same_on_batch, generator=generator)
         self.cut_min = check_int(cut_min, "cut_min", low=2)
         self.cut_max = check_int(cut_max, "cut_max", low=self.cut_min)
+        self.static_shapes = check_bool(static_shapes, "static_shapes")
 
     def sample(self, batch_size, channels, height, width, *, device=None, generator=None):
         return sample_spatial_params(
@@ -75,6 +88,7 @@ class RandomDiffeomorphism(RandomPrimitive):
             strength=self.strength,
             device=device,
             generator=generator,
+            static_shapes=self.static_shapes,
         )
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -79,11 +79,6 @@ def test_diffeo_warps_masks_with_the_same_field_and_refuses_boxes():
     assert torch.equal(m2, mask[0]) and torch.equal(b2, boxes)
 
 
-def test_video_is_refused():
-    with pytest.raises(TypeError, match="Video"):
-        RandomSpectralFilter()(tv_tensors.Video(torch.rand(2, 3, 8, 8)))
-
-
 def test_images_of_one_call_must_agree():
     with pytest.raises(ValueError, match="same batch size"):
         RandomSineColor()(tv_tensors.Image(torch.rand(3, 8, 8)), tv_tensors.Image(torch.rand(3, 9, 8)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -19,7 +21,7 @@ def check_image_batch(x: object, name: str = "x", *, min_dim: int = 3) -> torch.
 def flatten_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
     """(..., C, H, W) -> (B, C, H, W) and the leading shape to restore it."""
     lead = x.shape[:-3]
-    return x.reshape(-1, *x.shape[-3:]), lead
+    return x.reshape(math.prod(lead), *x.shape[-3:]), lead  # (not -1: C, H or W may be 0)
 
 
 def check_param(t: object, name: str, shape: tuple[int | None, ...], batch: int) -> torch.Tensor:

@@ -91,7 +91,7 @@ def spectral_filter(
     r = k // 2
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if b == 0 or h == 0 or w == 0:
+    if xb.numel() == 0:
         return x.clone()
     if padding_mode == "reflect" and r >= min(h, w):
         raise ValueError(f"reflect padding needs images larger than K // 2 = {r}, got {h}x{w}")
