@@ -151,7 +151,7 @@ def test_sine_color_refuses_nan_coefficients_and_band_starts_below_one():
     ok = torch.tensor([1, 3])
     q = (x * 255).to(torch.uint8)
     for fn, img in ((sine_color, x), (sine_color, q), (sine_color_levels, q.long())):
-        with pytest.raises(ValueError, match="NaN"):
+        with pytest.raises(ValueError, match="coeffs must not hold NaN"):
             fn(img, a.clone().index_fill_(2, torch.tensor([2]), math.nan), ok)
         for bad in ([0, 3], [1, -2]):
             with pytest.raises(ValueError, match=r"start.*>= 1"):
