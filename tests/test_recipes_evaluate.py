@@ -11,6 +11,8 @@ from recipes_fixtures import class_images, image_folder, npy_corruptions, numpy_
 from torch import nn
 
 from prime_augment.recipes import evaluate, train
+from prime_augment.recipes.corruptions import make_corruption_set
+from prime_augment.recipes.data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, ArrayDataset
 from prime_augment.recipes.evaluate import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS,
@@ -94,12 +96,27 @@ def trained_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("eval")
     data = numpy_dataset(tmp / "np")
     x, y = np.load(data / "test_images.npy"), np.load(data / "test_labels.npy")
-    cdir = npy_corruptions(tmp / "c", x[:10], y[:10])
+    cdir = npy_corruptions(tmp / "c", x[:10], y[:10], names=BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS)
     out = tmp / "run"
     train.main(
         [
-            "--dataset", "numpy", "--data-dir", str(data), "--arch", "cifar_resnet8", "--epochs", "2",
-            "--batch-size", "16", "--workers", "0", "--device", "cpu", "--no-progress", "--out", str(out),
+            "--dataset",
+            "numpy",
+            "--data-dir",
+            str(data),
+            "--arch",
+            "cifar_resnet8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(out),
         ]
     )
     return tmp, out, cdir
@@ -111,7 +128,14 @@ def test_evaluate_command_outputs(trained_run):
     assert (
         evaluate.main(
             [
-                "--run", str(run), "--corruptions-dir", str(cdir), "--out", str(out), "--workers", "0",
+                "--run",
+                str(run),
+                "--corruptions-dir",
+                str(cdir),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
                 "--no-progress",
             ]
         )
@@ -129,24 +153,45 @@ def test_evaluate_command_outputs(trained_run):
         "corruption_set",
     ):
         assert key in res
-    assert set(res["per_corruption"]) == {"gaussian_noise", "contrast"}
+    # the release layout: 19 files; the headline is the 15 benchmark corruptions, the 4 extra apart
+    assert set(res["per_corruption"]) == set(BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS)
+    assert res["headline_corruptions"] == list(BENCHMARK_CORRUPTIONS) and set(res["ce"]) == set(
+        BENCHMARK_CORRUPTIONS
+    )
+    assert res["extra_corruptions"]["corruptions"] == list(EXTRA_CORRUPTIONS)
     assert all(len(v) == 5 and all(0 <= a <= 100 for a in v) for v in res["per_corruption"].values())
     assert (
         res["mce"] == pytest.approx(100 - res["corruption_accuracy"])
         and res["mce_normalisation"] == "unnormalised"
     )
-    flat = [a for v in res["per_corruption"].values() for a in v]
+    flat = [a for c in BENCHMARK_CORRUPTIONS for a in res["per_corruption"][c]]
     assert res["corruption_accuracy"] == pytest.approx(np.mean(flat))
+    extra = [a for c in EXTRA_CORRUPTIONS for a in res["per_corruption"][c]]
+    assert res["extra_corruptions"]["corruption_accuracy"] == pytest.approx(np.mean(extra))
+    assert "clean_accuracy_same_images" not in res  # the set does not record its source
     md = (out / "results.md").read_text()
     assert "| corruption | s1 | s2 | s3 | s4 | s5 | mean | CE |" in md and "per severity" in md
+    assert "15 benchmark corruptions" in md and "## Extra corruptions (not in the headline)" in md
     for png in ("per_corruption.png", "accuracy_vs_severity.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # normalised by a baseline (the IN-100 protocol): the model against itself is 100
     out2 = tmp / "ev2"
     evaluate.main(
         [
-            "--run", str(run), "--corruptions-dir", str(cdir), "--out", str(out2), "--workers", "0",
-            "--no-progress", "--baseline", str(out / "results.json"), "--bn-adapt", "partial", "--bn-batch",
+            "--run",
+            str(run),
+            "--corruptions-dir",
+            str(cdir),
+            "--out",
+            str(out2),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--baseline",
+            str(out / "results.json"),
+            "--bn-adapt",
+            "partial",
+            "--bn-batch",
             "4",
         ]
     )
@@ -162,10 +207,12 @@ def test_evaluate_errors_and_single_full(trained_run):
     bad = tmp / "bad"
     bad.mkdir()
     (bad / "labels.npy").write_bytes(b"garbage")
+    (bad / "contrast.npy").symlink_to(cdir / "contrast.npy")
     with pytest.raises(SystemExit, match=r"labels.npy"):
         evaluate.main(
-            ["--run", str(run), "--corruptions-dir", str(bad), "--out", str(tmp / "x"), "--workers", "0"]
-        )
+            ["--run", str(run), "--corruptions-dir", str(bad), "--out", str(tmp / "x"), "--workers", "0",
+             "--corruptions", "contrast"]
+        )  # fmt: skip
     for mode in ("single", "full"):
         out = tmp / f"ev_{mode}"
         evaluate.main(
@@ -194,8 +241,23 @@ def test_evaluate_imagenet_c_layout_folder_dataset(tmp_path):
     run = tmp_path / "run"
     train.main(
         [
-            "--dataset", "folder", "--data-dir", str(data), "--arch", "cifar_resnet8", "--epochs", "1",
-            "--batch-size", "8", "--workers", "0", "--device", "cpu", "--no-progress", "--out", str(run),
+            "--dataset",
+            "folder",
+            "--data-dir",
+            str(data),
+            "--arch",
+            "cifar_resnet8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(run),
         ]
     )
     x, y = class_images(4, 16, 2, 9)
@@ -204,14 +266,98 @@ def test_evaluate_imagenet_c_layout_folder_dataset(tmp_path):
             write_pngs(tmp_path / "c" / c / str(s), x, y, ["cat", "dog"])
     evaluate.main(
         [
-            "--run", str(run), "--corruptions-dir", str(tmp_path / "c"), "--out", str(tmp_path / "ev"),
-            "--workers", "0", "--no-progress",
+            "--run",
+            str(run),
+            "--corruptions-dir",
+            str(tmp_path / "c"),
+            "--out",
+            str(tmp_path / "ev"),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--corruptions",
+            "fog,snow",
         ]
     )
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert res["corruptions"] == ["snow", "fog"] and res["severities"] == [1, 2, 3, 4, 5]
     # identical images at every severity: identical accuracies
     assert len(set(res["per_corruption"]["fog"])) == 1
+
+
+def _eval(run, cdir, out, *extra):
+    args = ["--run", str(run), "--corruptions-dir", str(cdir), "--out", str(out), "--workers", "0"]
+    assert evaluate.main([*args, "--no-progress", *extra]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_missing_or_mis_sized_corruption_files_are_errors(trained_run, tmp_path):
+    _, run, cdir = trained_run
+    part = tmp_path / "part"
+    part.mkdir()
+    for f in cdir.iterdir():
+        if f.name != "fog.npy":
+            (part / f.name).symlink_to(f)
+    with pytest.raises(SystemExit, match=r"lacks 1 of the 15 benchmark corruptions: fog.npy") as e:
+        evaluate.main(["--run", str(run), "--corruptions-dir", str(part), "--out", str(tmp_path / "o")])
+    assert "\n" not in str(e.value)  # one line
+    res = _eval(run, part, tmp_path / "sub", "--corruptions", "snow,gaussian_noise")  # a subset: allowed
+    assert res["headline_corruptions"] == ["gaussian_noise", "snow"] and "extra_corruptions" not in res
+    with pytest.raises(SystemExit, match=r"--corruptions fog: not in the corruption set"):
+        evaluate.main(["--run", str(run), "--corruptions-dir", str(part), "--out", str(tmp_path / "o"),
+                       "--corruptions", "fog"])  # fmt: skip
+    # an extra corruption named in --corruptions joins the headline
+    res = _eval(run, cdir, tmp_path / "ex", "--corruptions", "spatter,fog")
+    assert res["headline_corruptions"] == ["fog", "spatter"]
+    assert res["corruption_accuracy"] == pytest.approx(
+        np.mean(res["per_corruption"]["fog"] + res["per_corruption"]["spatter"])
+    )
+    # the library default (train's end-of-training evaluation): the benchmark ones present, labelled
+    res = evaluate.evaluate_run(run, evaluate.build_data("numpy", str(cdir.parent / "np")), part,
+                                tmp_path / "lib", workers=0, progress=False)  # fmt: skip
+    assert res["missing_benchmark_corruptions"] == ["fog"] and len(res["headline_corruptions"]) == 14
+    # corrupted images of another size than the clean test set (16x16)
+    x8 = np.zeros((4, 8, 8, 3), np.uint8)
+    small = npy_corruptions(tmp_path / "small", x8, np.zeros(4, np.int64), names=("contrast",))
+    with pytest.raises(SystemExit, match=r"images of 8x8, the clean numpy images are 16x16"):
+        evaluate.main(["--run", str(run), "--corruptions-dir", str(small), "--out", str(tmp_path / "o"),
+                       "--corruptions", "contrast"])  # fmt: skip
+
+
+def test_clean_accuracy_on_the_corrupted_images(trained_run, tmp_path):
+    tmp, run, _ = trained_run
+    data = tmp / "np"
+    x, y = np.load(data / "test_images.npy"), np.load(data / "test_labels.npy")
+    idx = [1, 4, 5, 9, 13, 20]
+    cdir = tmp_path / "c"
+    make_corruption_set(
+        x[idx], y[idx], cdir, corruptions=["contrast", "jpeg_compression"], backend="builtin", progress=False,
+        indices=idx, source=f"array {data / 'test_images.npy'}",
+    )  # fmt: skip
+    res = _eval(run, cdir, tmp_path / "ev", "--corruptions", "contrast,jpeg_compression")
+    assert "clean" not in res["per_corruption"]  # clean.npy is not a corruption
+    model, _ = evaluate.load_model(run)
+    subset = ArrayDataset(x[idx], y[idx])
+    want = evaluate.accuracy(model, subset)
+    assert res["clean_accuracy_same_images"] == pytest.approx(want)
+    assert res["clean_same_images"]["n"] == 6 and res["clean_same_images"]["from"] == "clean.npy"
+    md = (tmp_path / "ev" / "results.md").read_text()
+    assert "clean accuracy on the 6 corrupted images (%)" in md
+    (cdir / "clean.npy").unlink()  # only the indices in meta.json: the same images of the clean set
+    res2 = _eval(run, cdir, tmp_path / "ev2", "--corruptions", "contrast,jpeg_compression")
+    assert res2["clean_accuracy_same_images"] == pytest.approx(want)
+    assert res2["clean_same_images"]["from"] == "meta.json indices"
+
+
+def test_alexnet_errors_are_the_distributed_ones():
+    """The raw AlexNet errors of google-research/augmix ``imagenet.py`` (``ALEXNET_ERR``, "taken from
+    https://github.com/hendrycks/robustness"), in its order (the 15 benchmark corruptions)."""
+    augmix = [
+        0.886428, 0.894468, 0.922640, 0.819880, 0.826268, 0.785948, 0.798360, 0.866816, 0.826572, 0.819324,
+        0.564592, 0.853204, 0.646056, 0.717840, 0.606500,
+    ]  # fmt: skip
+    assert tuple(ALEXNET_ERRORS) == BENCHMARK_CORRUPTIONS
+    assert list(ALEXNET_ERRORS.values()) == augmix
 
 
 def test_interrupted_evaluation_reuses_finished_corruptions(trained_run):
@@ -227,8 +373,11 @@ def test_interrupted_evaluation_reuses_finished_corruptions(trained_run):
 
     (out / "results.json").unlink()
     key = {
-        "model": str((run / "model.pt").resolve()), "model_mtime": (run / "model.pt").stat().st_mtime_ns,
-        "corruptions": str(cdir.resolve()), "bn": ["none", 16.0, 64], "clean": 24,
+        "model": str((run / "model.pt").resolve()),
+        "model_mtime": (run / "model.pt").stat().st_mtime_ns,
+        "corruptions": str(cdir.resolve()),
+        "bn": ["none", 16.0, 64],
+        "clean": 24,
     }
     write_json(out / ".partial_results.json", {"key": key, "per_corruption": {"contrast": [1.0] * 5}})
     evaluate.main(args)

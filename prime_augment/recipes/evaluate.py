@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -61,7 +62,17 @@ from ._common import (
     write_json,
     write_text,
 )
-from .data import BENCHMARK_CORRUPTIONS, DATASETS, DataSpec, MapDataset, build_data, open_corruptions
+from .data import (
+    BENCHMARK_CORRUPTIONS,
+    DATASETS,
+    DataSpec,
+    MapDataset,
+    _benchmark_order,
+    _Block,
+    _load_npy,
+    build_data,
+    open_corruptions,
+)
 from .engine import to_float
 from .models import describe_preprocess, load_model
 
@@ -82,10 +93,14 @@ __all__ = [
 ]
 
 #: AlexNet top-1 error on ImageNet-C, averaged over the 5 severities, per corruption — the normaliser
-#: of the ImageNet-C mCE (Hendrycks & Dietterich, ICLR 2019). Taken from the constants the benchmark's
-#: authors published with their code (github.com/hendrycks/robustness, as reproduced e.g. in
-#: google-research/augmix ``imagenet.py`` "Raw AlexNet errors taken from
-#: https://github.com/hendrycks/robustness" and in OpenMMLab mmcls's ``_get_ce_alexnet``).
+#: of the ImageNet-C mCE: Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common
+#: Corruptions and Perturbations", ICLR 2019 (arXiv:1903.12261): CE_c = sum_s E_s,c / sum_s E^AlexNet_s,c,
+#: mCE the mean over the 15 corruptions. The values are the raw AlexNet errors as the benchmark's authors
+#: distribute them with code: google-research/augmix ``imagenet.py`` ``ALEXNET_ERR`` (Hendrycks is an
+#: author; "Raw AlexNet errors taken from https://github.com/hendrycks/robustness"), identical in
+#: independent copies (e.g. a ``get_ce_alexnet`` of OpenMMLab / FAN evaluation code); pinned in
+#: tests/test_recipes_evaluate.py. The paper's appendix table was not machine-readable when this was
+#: checked (docs/corruptions.md).
 ALEXNET_ERRORS: dict[str, float] = {
     "gaussian_noise": 0.886428,
     "shot_noise": 0.894468,
@@ -431,23 +446,45 @@ def _markdown(res: dict[str, Any]) -> str:
         b = res["bn_adaptation"]
         lines.append(f"- BN adaptation: {b['mode']} (N = {b['prior_N']}, n = {b['n']})")
     lines += ["", "## Summary", ""]
-    rows = [
-        ["clean accuracy (%)", res["clean_accuracy"]],
-        ["corruption accuracy (%)", res["corruption_accuracy"]],
-        [f"mCE (%, {norm})", res["mce"]],
+    head = res.get("headline_corruptions") or [
+        c for c in res["per_corruption"] if c in res["per_corruption_mean"]
+    ]
+    over = (
+        "15 benchmark corruptions"
+        if list(head) == list(BENCHMARK_CORRUPTIONS)
+        else f"{len(head)} corruptions"
+    )
+    rows = [["clean accuracy (%)", res["clean_accuracy"]]]
+    if "clean_accuracy_same_images" in res:
+        n = res.get("clean_same_images", {}).get("n")
+        rows.append([f"clean accuracy on the {n} corrupted images (%)", res["clean_accuracy_same_images"]])
+    rows += [
+        [f"corruption accuracy (%, {over})", res["corruption_accuracy"]],
+        [f"mCE (%, {norm}, {over})", res["mce"]],
     ]
     if "relative_mce" in res:
         rows.append([f"relative mCE (%, {norm})", res["relative_mce"]])
     if "clean_accuracy_adapted" in res:
         rows.append(["clean accuracy with BN adaptation (%)", res["clean_accuracy_adapted"]])
+    extra = res.get("extra_corruptions")
+    if extra:
+        names = ", ".join(extra["corruptions"])
+        rows.append([f"extra corruptions, not in the headline (%, {names})", extra["corruption_accuracy"]])
     lines += [table(rows, ["metric", "value"]), "", "## Accuracy (%) per corruption and severity", ""]
     header = ["corruption", *(f"s{s}" for s in sev), "mean", "CE"]
     prow = [
-        [c, *accs, res["per_corruption_mean"][c], res["ce"].get(c, float("nan"))]
-        for c, accs in res["per_corruption"].items()
+        [c, *res["per_corruption"][c], res["per_corruption_mean"][c], res["ce"].get(c, float("nan"))]
+        for c in head
     ]
     prow.append(["**mean**", *res["per_severity"], res["corruption_accuracy"], res["mce"]])
-    lines += [table(prow, header), "", "## Accuracy (%) per severity (mean over corruptions)", ""]
+    lines += [table(prow, header), ""]
+    if extra:
+        lines += ["## Extra corruptions (not in the headline)", ""]
+        erows = [
+            [c, *res["per_corruption"][c], extra["per_corruption_mean"][c]] for c in extra["corruptions"]
+        ]
+        lines += [table(erows, header[:-1]), ""]
+    lines += ["## Accuracy (%) per severity (mean over the headline corruptions)", ""]
     lines += [
         table([[f"s{s}", a] for s, a in zip(sev, res["per_severity"], strict=True)], ["severity", "accuracy"])
     ]
@@ -465,17 +502,31 @@ def _plots(res: dict[str, Any], out: Path) -> list[str]:
     except ImportError:  # pragma: no cover
         print("matplotlib is missing: no plots (pip install 'prime-augment[recipes]')", file=sys.stderr)
         return []
-    names = list(res["per_corruption"])
-    means = [res["per_corruption_mean"][c] for c in names]
+    head = res.get("headline_corruptions") or [
+        c for c in res["per_corruption"] if c in res["per_corruption_mean"]
+    ]
+    extra = res.get("extra_corruptions") or {}
+    names = [*head, *extra.get("corruptions", [])]
+    means = [res["per_corruption_mean"][c] for c in head] + [
+        extra["per_corruption_mean"][c] for c in extra.get("corruptions", [])
+    ]
+    colors = ["tab:blue"] * len(head) + ["tab:gray"] * (len(names) - len(head))
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4), layout="constrained")
-    ax.bar(range(len(names)), means, color="tab:blue")
+    ax.bar(range(len(names)), means, color=colors)
     ax.axhline(res["clean_accuracy"], color="k", ls="--", lw=1, label=f"clean {res['clean_accuracy']:.1f}%")
+    same = res.get("clean_accuracy_same_images")
+    if same is not None:
+        n = res.get("clean_same_images", {}).get("n")
+        ax.axhline(
+            same, color="tab:green", ls="-.", lw=1, label=f"clean, the {n} corrupted images {same:.1f}%"
+        )
     ax.axhline(
         res["corruption_accuracy"],
         color="tab:red",
         ls=":",
         lw=1,
-        label=f"mean corrupted {res['corruption_accuracy']:.1f}%",
+        label=f"mean corrupted {res['corruption_accuracy']:.1f}% ({len(head)} corruptions"
+        + (", grey bars: extra, not in the mean)" if extra else ")"),
     )
     ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=60, ha="right")
     ax.set_ylabel("accuracy (%) over severities")
@@ -485,9 +536,13 @@ def _plots(res: dict[str, Any], out: Path) -> list[str]:
     plt.close(fig)
     sev = res["severities"]
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    for c in names:
+    for c in head:
         ax.plot(sev, res["per_corruption"][c], lw=0.8, alpha=0.6)
-    ax.plot([0, *sev], [res["clean_accuracy"], *res["per_severity"]], "k-o", lw=2, label="mean")
+    start = res["clean_accuracy"] if same is None else same
+    label = "mean" if same is None else "mean (clean: the corrupted images)"
+    ax.plot([0, *sev], [start, *res["per_severity"]], "k-o", lw=2, label=label)
+    if same is not None:
+        ax.plot([0], [res["clean_accuracy"]], "s", color="tab:gray", label="clean, all test images")
     ax.set_xticks([0, *sev], ["clean", *map(str, sev)])
     ax.set_xlabel("severity")
     ax.set_ylabel("accuracy (%)")
@@ -514,6 +569,112 @@ def _default_mce(spec: DataSpec, baseline: dict | None) -> str:
     return "alexnet" if spec.name == "imagenet" else "unnormalised"
 
 
+def _found_corruptions(root: Path) -> tuple[str, list[str]]:
+    """The layout (``npy`` or ``folder``) and the corruption names present in a set's folder."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"--corruptions-dir {root}: no such folder")
+    if (root / "labels.npy").exists() or any(root.glob("*.npy")):
+        skip = {"labels", "clean"}
+        return "npy", _benchmark_order([p.stem for p in root.glob("*.npy") if p.stem not in skip])
+    return "folder", _benchmark_order([e.name for e in os.scandir(root) if e.is_dir()])
+
+
+def select_corruptions(
+    root: str | os.PathLike, names: Sequence[str] | None = None, *, require_benchmark: bool = True
+) -> tuple[list[str], list[str], list[str]]:
+    """The corruptions to evaluate, those of the headline ``corruption_accuracy`` / ``mce``, and the
+    benchmark corruptions the set lacks.
+
+    Without ``names``: the 15 benchmark corruptions are the headline (a missing one is an error naming
+    it; with ``require_benchmark=False`` the headline is the benchmark ones present, and the missing ones
+    are returned) and any extra ones present (speckle noise, gaussian blur, spatter, saturate, ...) are
+    evaluated and reported apart. With ``names``: exactly those, all in the headline (benchmark order).
+    ``clean.npy`` and ``labels.npy`` are never corruptions.
+    """
+    root = Path(root)
+    layout, found = _found_corruptions(root)
+    if names:
+        unknown = [c for c in names if c not in found]
+        if unknown:
+            raise FileNotFoundError(
+                f"--corruptions {','.join(unknown)}: not in the corruption set {root} "
+                f"(it has {', '.join(found) or 'none'})"
+            )
+        chosen = _benchmark_order(list(dict.fromkeys(names)))
+        return chosen, chosen, []
+    if not found:
+        raise FileNotFoundError(f"corruption set {root}: no corruption files or folders")
+    missing = [c for c in BENCHMARK_CORRUPTIONS if c not in found]
+    if missing and not require_benchmark:
+        head = [c for c in found if c in BENCHMARK_CORRUPTIONS] or list(found)
+        return list(found), head, missing
+    if missing:
+        what = ", ".join(f"{c}.npy" if layout == "npy" else f"{c}/" for c in missing)
+        raise FileNotFoundError(
+            f"corruption set {root} lacks {len(missing)} of the 15 benchmark corruptions: {what} "
+            "(the headline mCE needs all 15; pass --corruptions NAMES to evaluate a subset)"
+        )
+    extras = [c for c in found if c not in BENCHMARK_CORRUPTIONS]
+    return [*BENCHMARK_CORRUPTIONS, *extras], list(BENCHMARK_CORRUPTIONS), []
+
+
+def _image_hw(x: Any) -> tuple[int, int]:
+    """``(H, W)`` of a PIL image, a ``[C, H, W]`` tensor or an ``[H, W, C]`` array."""
+    from PIL import Image
+
+    if isinstance(x, Image.Image):
+        return int(x.size[1]), int(x.size[0])
+    if isinstance(x, torch.Tensor):
+        return int(x.shape[-2]), int(x.shape[-1])
+    a = np.asarray(x)
+    return int(a.shape[0]), int(a.shape[1])
+
+
+def _check_sizes(cset, spec: DataSpec, root: Path) -> None:
+    """A ``ValueError`` when the corrupted images are not the clean set's ``H x W`` (``.npy`` layout)."""
+    if cset.layout != "npy" or len(spec.val) == 0:
+        return
+    clean_hw = _image_hw(spec.val[0][0])
+    if tuple(cset.image_shape[:2]) != clean_hw:
+        raise ValueError(
+            f"corruption set {root}: images of {cset.image_shape[0]}x{cset.image_shape[1]}, the clean "
+            f"{spec.name} images are {clean_hw[0]}x{clean_hw[1]} (not the same images; rebuild the set "
+            "from the clean test images)"
+        )
+
+
+def _same_images(root: Path, cset, clean: Dataset) -> tuple[Dataset, dict[str, Any]] | None:
+    """The clean versions of exactly the corrupted images, when the set records them: its
+    ``clean.npy`` (written by ``make-corruptions``), else its ``meta.json`` ``indices`` into the clean
+    test set. ``None`` for a set that records neither (e.g. the released CIFAR-10-C)."""
+    if cset.layout != "npy":
+        return None
+    meta: dict[str, Any] = {}
+    if (root / "meta.json").is_file():
+        try:
+            meta = json.loads((root / "meta.json").read_text())
+        except ValueError as e:
+            raise ValueError(f"corruption set: {root / 'meta.json'} is not JSON ({e})") from e
+    info = {"source": meta.get("source"), "n": cset.n}
+    if (root / "clean.npy").is_file():
+        arr = _load_npy(root / "clean.npy", "corruption set")
+        if arr.dtype != np.uint8 or tuple(arr.shape) != (cset.n, *cset.image_shape):
+            raise ValueError(
+                f"corruption set: {root / 'clean.npy'} must be uint8 {[cset.n, *cset.image_shape]} "
+                f"(the clean copy of the corrupted images), got {arr.dtype} {list(arr.shape)}"
+            )
+        return _Block(arr, 0, cset.n, cset.labels[0], cset.transform), {**info, "from": "clean.npy"}
+    if "indices" in meta:
+        idx = [int(i) for i in meta["indices"]]
+        if len(idx) != cset.n or (idx and not 0 <= min(idx) <= max(idx) < len(clean)):
+            raise ValueError(
+                f"corruption set: {root / 'meta.json'} indices do not fit ({len(idx)} indices for {cset.n} "
+                f"images, a clean set of {len(clean)})"
+            )
+        return torch.utils.data.Subset(clean, idx), {**info, "from": "meta.json indices"}
+    return None
+
+
 def evaluate_run(
     run: str | os.PathLike,
     spec: DataSpec,
@@ -531,8 +692,17 @@ def evaluate_run(
     bn_batch: int = 64,
     amp: bool = True,
     progress: bool = True,
+    require_benchmark: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate the model of a run directory (or a ``model.pt``) and write the results into ``out_dir``."""
+    """Evaluate the model of a run directory (or a ``model.pt``) and write the results into ``out_dir``.
+
+    The headline ``corruption_accuracy`` / ``mce`` is over the 15 benchmark corruptions, or over
+    ``corruption_names`` when given; other corruptions of the set are reported under
+    ``extra_corruptions``. A set lacking benchmark corruptions is an error with ``require_benchmark``
+    (the ``evaluate`` command); otherwise (the evaluation at the end of ``train``) the headline is over
+    the ones present, with ``missing_benchmark_corruptions`` and a warning. ``clean_accuracy_same_images``
+    is the clean accuracy on exactly the corrupted images when the set records them (``clean.npy`` or
+    ``meta.json`` indices of ``make-corruptions``)."""
     if mce not in MCE_MODES:
         raise ValueError(f"--mce must be one of {MCE_MODES}, got {mce!r}")
     model, meta = load_model(run)
@@ -544,8 +714,18 @@ def evaluate_run(
             base_res = json.loads(Path(baseline).read_text())
         except (OSError, ValueError) as e:
             raise ValueError(f"--baseline {baseline}: cannot read a results.json ({e})") from e
-    cset = open_corruptions(corruptions_dir, spec, corruptions=corruption_names)
+    root = Path(corruptions_dir)
+    names, headline, missing = select_corruptions(root, corruption_names, require_benchmark=require_benchmark)
+    if missing:
+        print(
+            f"evaluate: warning: {root} lacks {len(missing)} of the 15 benchmark corruptions "
+            f"({', '.join(missing)}); corruption_accuracy / mce are over the {len(headline)} present",
+            file=sys.stderr,
+        )
+    cset = open_corruptions(root, spec, corruptions=names)
+    _check_sizes(cset, spec, root)
     clean = MapDataset(spec.val, spec.eval_transform)
+    same = _same_images(root, cset, clean)
     # per-corruption checkpoint: a killed evaluation continues where it stopped
     model_file = Path(run) / "model.pt" if Path(run).is_dir() else Path(run)
     key = {
@@ -555,6 +735,8 @@ def evaluate_run(
         "bn": [bn_adapt, bn_prior, bn_batch],
         "clean": len(spec.val),
     }
+    if corruption_names:
+        key["names"] = names
     partial_path = Path(out_dir) / ".partial_results.json"
     done: dict[str, list[float]] = {}
     if partial_path.exists():
@@ -584,7 +766,28 @@ def evaluate_run(
         on_corruption=checkpoint,
     )
     mode = _default_mce(spec, base_res) if mce == "auto" else mce
-    res.update(corruption_metrics(res["clean_accuracy"], res["per_corruption"], mode=mode, baseline=base_res))
+    per = res["per_corruption"]
+    head = {c: per[c] for c in headline}
+    res.update(corruption_metrics(res["clean_accuracy"], head, mode=mode, baseline=base_res))
+    res["headline_corruptions"] = list(headline)
+    if missing:
+        res["missing_benchmark_corruptions"] = missing
+    extras = [c for c in names if c not in headline]
+    if extras:
+        res["extra_corruptions"] = {
+            "corruptions": extras,
+            "per_corruption_mean": {c: sum(per[c]) / len(per[c]) for c in extras},
+            "corruption_accuracy": sum(map(sum, (per[c] for c in extras))) / sum(len(per[c]) for c in extras),
+            "note": "not in corruption_accuracy / mce (the 15 benchmark corruptions); name them in "
+            "--corruptions to include them",
+        }
+    if same is not None:
+        ds, info = same
+        res["clean_accuracy_same_images"] = accuracy(
+            copy.deepcopy(model).to(device).eval(), ds, device=device, batch_size=batch_size,
+            workers=workers, amp=amp,
+        )  # fmt: skip
+        res["clean_same_images"] = info
     pre = dict(spec.preprocessing)
     pre["model_input"] = describe_preprocess(meta.get("preprocess"))
     if cset.layout == "npy":
@@ -778,7 +981,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corruptions-dir", help="CIFAR-10-C format folder or ImageNet-C layout (needed unless --pgd-eps)"
     )
-    p.add_argument("--corruptions", help="comma-separated subset of the corruptions (default: all found)")
+    p.add_argument(
+        "--corruptions",
+        help="comma-separated corruptions, all in the headline (default: the 15 benchmark ones, each "
+        "required, plus any extra ones found, reported apart)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--mce",
@@ -855,10 +1062,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bn_batch=args.bn_batch,
                 amp=not args.no_amp,
                 progress=not args.no_progress,
+                require_benchmark=True,
             )
+            same = res.get("clean_accuracy_same_images")
+            same_txt = f" (on the corrupted images {same:.2f}%)" if same is not None else ""
             print(
-                f"clean {res['clean_accuracy']:.2f}%  corruption {res['corruption_accuracy']:.2f}%  "
-                f"mCE {res['mce']:.2f} ({res['mce_normalisation']})  -> {Path(args.out) / 'results.json'}"
+                f"clean {res['clean_accuracy']:.2f}%{same_txt}  "
+                f"corruption {res['corruption_accuracy']:.2f}%  "
+                f"mCE {res['mce']:.2f} ({res['mce_normalisation']}, {len(res['headline_corruptions'])} "
+                f"corruptions)  -> {Path(args.out) / 'results.json'}"
             )
         if args.pgd_eps:
             rob = evaluate_robustness(
