@@ -125,23 +125,7 @@ def trained_run(tmp_path_factory):
 def test_evaluate_command_outputs(trained_run):
     tmp, run, cdir = trained_run
     out = tmp / "ev"
-    assert (
-        evaluate.main(
-            [
-                "--run",
-                str(run),
-                "--corruptions-dir",
-                str(cdir),
-                "--out",
-                str(out),
-                "--workers",
-                "0",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    res = json.loads((out / "results.json").read_text())
+    res = _eval(run, cdir, out)
     for key in (
         "clean_accuracy",
         "corruption_accuracy",
@@ -215,24 +199,7 @@ def test_evaluate_errors_and_single_full(trained_run):
         )  # fmt: skip
     for mode in ("single", "full"):
         out = tmp / f"ev_{mode}"
-        evaluate.main(
-            [
-                "--run",
-                str(run),
-                "--corruptions-dir",
-                str(cdir),
-                "--out",
-                str(out),
-                "--workers",
-                "0",
-                "--no-progress",
-                "--bn-adapt",
-                mode,
-                "--corruptions",
-                "contrast",
-            ]
-        )
-        res = json.loads((out / "results.json").read_text())
+        res = _eval(run, cdir, out, "--bn-adapt", mode, "--corruptions", "contrast")
         assert list(res["per_corruption"]) == ["contrast"] and res["bn_adaptation"]["mode"] == mode
 
 
