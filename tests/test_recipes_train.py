@@ -175,8 +175,9 @@ TRAIN = [
         ["--augment", "augmix", "--jsd"],
         ["--augment", "prime", "--primitives", "spectral,spatial", "--augment-on", "device"],
         ["--augment", "prime", "--offline-copies", "2", "--jsd"],
+        ["--augment", "prime-public", "--public-fir-tap", "centre", "--threads", "1"],
     ],
-    ids=["none", "augmix-jsd", "prime-ablation", "prime-offline-jsd"],
+    ids=["none", "augmix-jsd", "prime-ablation", "prime-offline-jsd", "prime-public"],
 )
 def test_train_command(tmp_path, extra):
     data = numpy_dataset(tmp_path / "np")
@@ -198,6 +199,9 @@ def test_train_command(tmp_path, extra):
     assert meta["dataset"]["name"] == "numpy" and meta["arch"] == "cifar_resnet8"
     res = json.loads((out / "eval" / "results.json").read_text())
     assert set(res["per_corruption"]) == {"gaussian_noise", "contrast"}
+    assert cfg["options"]["threads"] >= 1  # --threads or its default, as applied
+    if "prime-public" in extra:
+        assert cfg["options"]["threads"] == 1 and meta["augment"] == "prime-public"
     if "--offline-copies" in extra:
         copies = np.load(out / "offline_k2.npy", mmap_mode="r")
         assert copies.shape == (2, 48, 16, 16, 3) and copies.dtype == np.uint8
@@ -215,6 +219,10 @@ def test_train_option_errors(tmp_path):
         train.main([*base, "--augment", "prime", "--primitives", "spectral,blur"])
     with pytest.raises(SystemExit, match="--offline-copies needs"):
         train.main([*base, "--offline-copies", "2"])
+    with pytest.raises(SystemExit, match="--threads must be >= 1"):
+        train.main([*base, "--threads", "0"])
+    with pytest.raises(SystemExit, match="prime-public draws once per batch"):
+        train.main([*base, "--augment", "prime-public", "--augment-on", "workers"])
     with pytest.raises(SystemExit, match=r"not found|missing"):
         train.main([*TRAIN, "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
 
@@ -277,3 +285,11 @@ def test_commands_are_registered_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])
     assert e.value.code == 0 and "Example" in capsys.readouterr().out
+
+
+def test_default_threads_leave_the_cores_to_the_workers(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert train.default_threads(torch.device("cpu"), 0) == 8
+    assert train.default_threads(torch.device("cpu"), 3) == 2
+    assert train.default_threads(torch.device("cpu"), 8) == 1  # never below one thread
+    assert train.default_threads(torch.device("cuda"), 4) is None  # torch's default on a GPU box

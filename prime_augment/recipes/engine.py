@@ -68,6 +68,7 @@ from ..prime import PRIME
 from ._common import atomic_torch_save, write_json, write_text
 from .data import MapDataset
 from .models import model_record, unwrap
+from .public_prime import PublicPRIME
 
 __all__ = [
     "AUGMENTATIONS",
@@ -87,7 +88,7 @@ __all__ = [
     "to_float",
 ]
 
-AUGMENTATIONS = ("none", "augmix", "prime", "offline")
+AUGMENTATIONS = ("none", "augmix", "prime", "prime-public", "offline")
 PLACEMENTS = ("auto", "device", "workers")
 SCHEDULES = ("onecycle", "linear", "constant")
 CHECKPOINT_FORMAT = "prime-augment-train/1"
@@ -367,10 +368,12 @@ class Augmentation:
     """Which augmentation, where it runs, and the per-sample / per-batch transforms it implies.
 
     Args:
-        kind: ``"none"``, ``"augmix"`` (torchvision v2 AugMix), ``"prime"``, or ``"offline"`` (the dataset
-            already yields augmented images, or a tuple of views ``(clean, aug_1, ...)`` for JSD).
-        prime: the :class:`~prime_augment.PRIME` module (``kind="prime"``); use ``generator=None`` so
-            DataLoader workers draw different augmentations.
+        kind: ``"none"``, ``"augmix"`` (torchvision v2 AugMix), ``"prime"``, ``"prime-public"`` (the
+            public code's algorithm, :class:`~prime_augment.recipes.public_prime.PublicPRIME`: per-batch
+            draws, so always on the device batch), or ``"offline"`` (the dataset already yields augmented
+            images, or a tuple of views ``(clean, aug_1, ...)`` for JSD).
+        prime: the :class:`~prime_augment.PRIME` module (``kind="prime"``; use ``generator=None`` so
+            DataLoader workers draw different augmentations) or the ``PublicPRIME`` one.
         placement: ``"auto"``, ``"device"`` or ``"workers"`` (see the module docstring).
         augmix_severity, augmix_all_ops: AugMix settings (the baseline: 3, off).
     """
@@ -390,6 +393,13 @@ class Augmentation:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
         if kind == "prime" and not isinstance(prime, PRIME):
             raise TypeError(f"augment 'prime' needs a PRIME module as prime=, got {prime!r}")
+        if kind == "prime-public" and not isinstance(prime, PublicPRIME):
+            raise TypeError(f"augment 'prime-public' needs a PublicPRIME module as prime=, got {prime!r}")
+        if kind == "prime-public" and placement == "workers":
+            raise ValueError(
+                "augment 'prime-public' draws its parameters once per batch, as the public code: it runs on "
+                "the device batch (placement 'device' or 'auto'), not per image in the workers"
+            )
         if kind == "augmix" and placement == "device":
             raise ValueError(
                 "augment 'augmix' cannot run on the device batch: torchvision's AugMix draws one set of "
@@ -402,6 +412,8 @@ class Augmentation:
         """The effective placement on ``device``."""
         if self.kind in ("none", "offline"):
             return "workers"
+        if self.kind == "prime-public":
+            return "device"
         if self.placement == "auto":
             return "device" if (self.kind == "prime" and device.type == "cuda") else "workers"
         return self.placement
@@ -423,7 +435,7 @@ class Augmentation:
         if isinstance(x, (tuple, list)):  # views made in the workers (or pre-generated): [clean; aug...]
             return torch.cat([to_float(v.to(device, non_blocking=True)) for v in x])
         x = to_float(x.to(device, non_blocking=True))
-        if self.kind != "prime" or self.resolve(device) != "device":
+        if self.kind not in ("prime", "prime-public") or self.resolve(device) != "device":
             return x
         with torch.no_grad():
             return jsd_views(self.prime, x, num_splits) if jsd else self.prime(x)
@@ -442,6 +454,8 @@ class Augmentation:
                 "alpha": p.alpha,
                 "beta": p.beta,
             }
+        if self.kind == "prime-public":
+            out["prime_public"] = {"preset": self.prime.preset, "fir_tap": self.prime.fir_tap}
         return out
 
 

@@ -41,6 +41,7 @@ from .engine import (
     write_run_config,
 )
 from .models import ARCHS, PREPROCESS_HELP, build_model, describe_preprocess, parse_preprocess
+from .public_prime import FIR_TAPS, PublicPRIME
 
 EXAMPLE = """Example (CIFAR-10, ResNet-18, PRIME on the GPU batch, evaluated on a CIFAR-10-C folder):
   prime-augment train --dataset cifar10 --data-dir ~/data --download --arch cifar_resnet18 \\
@@ -170,7 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument_group("augmentation")
     a.add_argument(
-        "--augment", choices=("none", "augmix", "prime"), default="none", help="augmentation (default none)"
+        "--augment",
+        choices=("none", "augmix", "prime", "prime-public"),
+        default="none",
+        help="augmentation (default none); prime-public: the method's public code's algorithm (per-batch "
+        "draws, the FIR tap of --public-fir-tap; a fidelity baseline, see docs/experiments.md)",
+    )
+    a.add_argument(
+        "--public-fir-tap",
+        choices=FIR_TAPS,
+        default="public",
+        help="prime-public: the FIR identity tap at ceil(K/2) as the public code (a one-pixel shift per "
+        "spectral step) or at the centre",
     )
     a.add_argument("--jsd", action="store_true", help="add the JSD consistency loss (3 views, lambda 12)")
     a.add_argument("--jsd-weight", type=float, default=12.0, help="lambda of the JSD loss (default 12)")
@@ -206,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and the augmentation")
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    s.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads of the training process (default: on the CPU, the cores left after the "
+        "--workers, at least 1; on CUDA, torch's default)",
+    )
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
@@ -297,6 +315,11 @@ def resolve(args: argparse.Namespace, spec: DataSpec) -> dict[str, Any]:
     cfg["primitives"] = list(parse_primitives(cfg["primitives"]))
     if cfg["offline_copies"] < 0:
         raise SystemExit(f"--offline-copies must be >= 0, got {cfg['offline_copies']}")
+    if cfg["augment"] == "prime-public" and cfg["augment_on"] == "workers":
+        raise SystemExit(
+            "--augment prime-public draws once per batch: it runs on the device batch, "
+            "not in --augment-on workers"
+        )
     if cfg["offline_copies"] and cfg["augment"] != "prime":
         raise SystemExit("--offline-copies needs --augment prime")
     if cfg["jsd"] and cfg["augment"] == "none":
@@ -399,6 +422,9 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
         aug = Augmentation("offline")
     elif cfg["augment"] == "prime":
         aug = Augmentation("prime", prime=make_prime(cfg), placement=cfg["augment_on"])
+    elif cfg["augment"] == "prime-public":
+        public = PublicPRIME(cfg["preset"], fir_tap=cfg["public_fir_tap"])
+        aug = Augmentation("prime-public", prime=public, placement=cfg["augment_on"])
     else:
         aug = Augmentation(
             cfg["augment"], placement=cfg["augment_on"], augmix_severity=cfg["augmix_severity"]
@@ -447,9 +473,33 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
     return out
 
 
+def default_threads(device: torch.device, workers: int) -> int | None:
+    """The training process's torch threads when ``--threads`` is not given.
+
+    On the CPU the DataLoader workers and the training process share the cores: each worker runs one
+    thread (torch's own default in workers), the training process takes what is left, at least one.
+    More threads than cores made training 3-23x slower on a 2-core machine (docs/recipes.md). On CUDA
+    the process mostly launches kernels: torch's default (``None``) is kept.
+    """
+    if device.type != "cpu":
+        return None
+    return max(1, (os.cpu_count() or 1) // (1 + max(0, workers)))
+
+
+def set_threads(threads: int | None, device: torch.device, workers: int) -> int:
+    """Apply ``--threads`` (or its default) and return the number of threads in use."""
+    if threads is not None and threads < 1:
+        raise SystemExit(f"prime-augment train: --threads must be >= 1, got {threads}")
+    n = threads if threads is not None else default_threads(device, workers)
+    if n is not None:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_with_config(build_parser(), argv)
     device = resolve_device(args.device)
+    args.threads = set_threads(args.threads, device, args.workers)
     try:
         spec = build_data(
             args.dataset,
