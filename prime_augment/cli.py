@@ -3,6 +3,11 @@
 Subcommands are imported only when run, so ``prime-augment --help`` is instant and a missing
 optional dependency of one recipe never breaks another. Each recipe module provides
 ``build_parser()`` (whose epilog holds an example) and ``main(argv) -> int``.
+
+A user's mistake is one line on stderr, ``prime-augment COMMAND: message``, and exit status 2 (as
+argparse's own errors): a recipe reports it by raising ``SystemExit("message")`` (or
+:class:`~prime_augment.recipes._common.CommandExit` for another status). Ctrl+C is one line and status
+130. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -63,7 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"prime-augment: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except SystemExit as e:
+        if not isinstance(e.code, str):
+            raise  # argparse's exits (2 after its own message, 0 after --help) and sys.exit(n)
+        _say(name, e.code)
+        return int(getattr(e, "status", 2))
+    except KeyboardInterrupt:
+        _say(name, "interrupted")
+        return 130
+
+
+def _say(name: str, message: str) -> None:
+    """``prime-augment NAME: message`` on stderr (the prefix once, whether the message has it or not)."""
+    prefix = f"prime-augment {name}: "
+    print(prefix + message.removeprefix(prefix), file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover
