@@ -125,7 +125,7 @@ def test_coverage_command_builtin_and_c_dir(files, tmp_path):
     assert cov["gaussian_noise_s5"] > cov["gaussian_noise_s1"]  # stronger noise is further away
 
 
-def test_commands_report_bad_inputs(files, tmp_path):
+def test_commands_report_bad_inputs(files, tmp_path, capsys):
     with pytest.raises(SystemExit, match="--model"):
         sparsefool_cmd.main(
             ["--model", str(tmp_path), "--data", str(files / "data.npz"), "--out", str(tmp_path)]
@@ -135,8 +135,12 @@ def test_commands_report_bad_inputs(files, tmp_path):
         margins_cmd.main(common(files, tmp_path / "o", tmp_path / "x.npy"))
     with pytest.raises(SystemExit, match="--augment"):
         coverage_cmd.main([*common(files, tmp_path / "o"), "--augment", "cutout"])
-    with pytest.raises(SystemExit, match="--limit"):
+    with pytest.raises(SystemExit) as e:  # argparse's error: status 2, the option and the value named
         sparsefool_cmd.main([*common(files, tmp_path / "o"), "--limit", "0"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --limit: expected an integer >= 1, got '0'" in err
+    with pytest.raises(SystemExit, match=r"--bounds 1 0: expected LOW < HIGH"):
+        sparsefool_cmd.main([*common(files, tmp_path / "o"), "--bounds", "1", "0"])
     with pytest.raises(SystemExit, match="--block"):
         margins_cmd.main([*common(files, tmp_path / "o"), "--block", "40"])
 

@@ -223,7 +223,7 @@ def test_preview_loads_and_crops(image_files):
     assert x.shape == (2, 3, 16, 16)
 
 
-def test_preview_errors(image_files, tmp_path):
+def test_preview_errors(image_files, tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"missing\.png: no such file"):
         preview.main([str(tmp_path / "missing.png"), "--out", str(tmp_path / "x.png")])
     bad = tmp_path / "bad.png"
@@ -232,5 +232,7 @@ def test_preview_errors(image_files, tmp_path):
         preview.main([str(bad)])
     with pytest.raises(SystemExit, match="--grid-image"):
         preview.main([*image_files, "--grid-image", "2", "--out", str(tmp_path / "x.png")])
-    with pytest.raises(SystemExit, match="--samples"):
+    with pytest.raises(SystemExit) as e:  # argparse's error: status 2, the option and the value named
         preview.main([*image_files, "--samples", "0", "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --samples: expected an integer >= 1, got '0'" in err

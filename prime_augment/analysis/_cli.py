@@ -138,7 +138,7 @@ def new_parser(
         prog=prog,
         description=description,
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_common.PlainHelpFormatter,
     )
     add_common_arguments(p, correct_only=correct_only)
     return p
@@ -153,9 +153,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, correct_only: bool 
         "--labels", default=None, help="labels .npy for a .npy of images (default: the sibling file)"
     )
     g.add_argument(
-        "--resize", type=int, default=None, help="resize the shorter side to N and centre-crop N x N"
+        "--resize",
+        type=_common.positive_int,
+        default=None,
+        help="resize the shorter side to N and centre-crop N x N",
     )
-    g.add_argument("--limit", type=int, default=100, help="number of images to analyse (default 100)")
+    g.add_argument(
+        "--limit", type=_common.positive_int, default=100, help="number of images to analyse (default 100)"
+    )
     g.add_argument(
         "--all-images",
         action="store_true",
@@ -174,8 +179,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, correct_only: bool 
     r = parser.add_argument_group("run")
     r.add_argument("--out", required=True, help="output directory (JSON, markdown table, PNG plots)")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    r.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    r.add_argument("--seed", type=int, default=0, help="seed of torch's RNG and of --shuffle (default 0)")
+    r.add_argument(
+        "--batch-size", type=_common.positive_int, default=64, help="images per batch (default 64)"
+    )
+    r.add_argument(
+        "--seed", type=_common.nonneg_int, default=0, help="seed of torch's RNG and of --shuffle (default 0)"
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--config", default=None, help="YAML file of option defaults (command-line values win)")
 

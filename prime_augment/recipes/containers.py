@@ -58,7 +58,16 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ._common import _atomic_write, comma_subset, environment, write_json, write_text
+from ._common import (
+    PlainHelpFormatter,
+    _atomic_write,
+    comma_subset,
+    environment,
+    nonneg_int,
+    positive_int,
+    write_json,
+    write_text,
+)
 
 __all__ = [
     "COLOURS",
@@ -653,22 +662,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prime-augment make-containers",
         description=__doc__,
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=PlainHelpFormatter,
     )
     p.add_argument("--out", required=True, help="output folder (with --from-ccm: the manifest CSV to write)")
     p.add_argument(
         "--from-ccm", metavar="DIR", help="write a manifest for C-CCM crops in DIR instead of drawing"
     )
-    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    p.add_argument("--per-level", type=int, default=10, help="images per container and class (default 10)")
+    p.add_argument("--size", type=positive_int, default=64, help="image side in pixels (default 64)")
+    p.add_argument(
+        "--per-level", type=positive_int, default=10, help="images per container and class (default 10)"
+    )
     p.add_argument(
         "--shapes", default=",".join(SHAPES), help=f"shapes to draw (default all: {','.join(SHAPES)})"
     )
     p.add_argument("--colours", default=",".join(COLOURS), help=f"tints (default all: {','.join(COLOURS)})")
     p.add_argument("--test-shapes", default="tapered,wine", help="unseen shapes of S2 and S3")
     p.add_argument("--test-colours", default="amber,violet", help="unseen colours of S1 and S3")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seeds every image drawn (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 

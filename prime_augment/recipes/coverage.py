@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--augment", default="prime,augmix,none", help=f"comma-separated, of {', '.join(AUGMENTS)}"
     )
-    c.add_argument("--samples", type=int, default=10, help="augmented samples T per image (default 10)")
+    c.add_argument(
+        "--samples", type=_common.positive_int, default=10, help="augmented samples T per image (default 10)"
+    )
     c.add_argument(
         "--corruptions-dir",
         default=None,
@@ -55,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--embed-model", default=None, help="model whose penultimate features embed (default --model)"
     )
-    c.add_argument("--pca-images", type=int, default=4, help="images in the diversity plot (default 4)")
-    c.add_argument("--pca-samples", type=int, default=50, help="augmented samples per image in it (50)")
+    c.add_argument(
+        "--pca-images", type=_common.positive_int, default=4, help="images in the diversity plot (default 4)"
+    )
+    c.add_argument(
+        "--pca-samples", type=_common.positive_int, default=50, help="augmented samples per image in it (50)"
+    )
     return p
 
 

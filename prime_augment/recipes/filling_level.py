@@ -61,7 +61,21 @@ from tqdm.auto import tqdm
 
 from ..presets import PRESETS, get_preset
 from ..prime import PRIME
-from ._common import environment, parse_with_config, resolve_device, table, write_json, write_text
+from ._common import (
+    PlainHelpFormatter,
+    environment,
+    nonneg_float,
+    nonneg_int,
+    number,
+    open_unit,
+    parse_with_config,
+    positive_float,
+    positive_int,
+    resolve_device,
+    table,
+    write_json,
+    write_text,
+)
 from .containers import LEVELS, SPLITS, Manifest, ManifestError, load_images, read_manifest
 from .data import ArrayDataset
 from .engine import (
@@ -116,35 +130,44 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prime-augment filling-level",
         description=__doc__,
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=PlainHelpFormatter,
     )
     p.add_argument("--config", help="YAML file of option defaults (command-line values win)")
     d = p.add_argument_group("data")
     d.add_argument("--manifest", required=True, help="CSV path,container,filling_level,S1,S2,S3")
     d.add_argument("--split", required=True, choices=SPLITS, help="which train/test assignment to use")
     d.add_argument(
-        "--image-size", type=int, help="model input side (default: the first image's short side, at most 224)"
+        "--image-size",
+        type=positive_int,
+        help="model input side (default: the first image's short side, at most 224)",
     )
     d.add_argument("--val-mode", choices=VAL_MODES, default="containers", help="how validation is carved")
     d.add_argument(
-        "--val-fraction", type=float, default=0.2, help="share of training containers/images for validation"
+        "--val-fraction",
+        type=number(float, 0, 1, open_high=True),
+        default=0.2,
+        help="share of training containers/images for validation",
     )
-    d.add_argument("--val-seed", type=int, default=0, help="seed of the validation carve (not --seed)")
-    d.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers")
+    d.add_argument("--val-seed", type=nonneg_int, default=0, help="seed of the validation carve (not --seed)")
+    d.add_argument(
+        "--workers", type=nonneg_int, default=min(4, os.cpu_count() or 1), help="DataLoader workers"
+    )
     m = p.add_argument_group("model")
     m.add_argument("--arch", choices=ARCHS, default="resnet18", help="network (cifar_resnet8/20: CPU demos)")
     m.add_argument("--weights", help="local weights to fine-tune from (model.pt or a torchvision state dict)")
-    m.add_argument("--freeze-blocks", type=int, default=0, help="freeze the first L blocks (stem = block 1)")
+    m.add_argument(
+        "--freeze-blocks", type=nonneg_int, default=0, help="freeze the first L blocks (stem = block 1)"
+    )
     a = p.add_argument_group("augmentation (DA_PRIME)")
     a.add_argument(
         "--augment", choices=("none", "prime"), default="prime", help="DA_PRIME (default) or crop + flip only"
     )
     a.add_argument("--preset", choices=tuple(PRESETS), default="ccm", help="PRIME preset (default ccm)")
-    a.add_argument("--alpha", type=float, help="Beta(alpha, beta) of the final mix (ccm: 5)")
-    a.add_argument("--beta", type=float, help="(ccm: 1)")
-    a.add_argument("--depth", type=int, help="chain depth m (ccm: 3)")
-    a.add_argument("--width", type=int, help="number of chains (ccm: 3)")
-    a.add_argument("--strength", type=float, default=1.0, help="PRIME strength multiplier")
+    a.add_argument("--alpha", type=positive_float, help="Beta(alpha, beta) of the final mix (ccm: 5)")
+    a.add_argument("--beta", type=positive_float, help="(ccm: 1)")
+    a.add_argument("--depth", type=positive_int, help="chain depth m (ccm: 3)")
+    a.add_argument("--width", type=positive_int, help="number of chains (ccm: 3)")
+    a.add_argument("--strength", type=nonneg_float, default=1.0, help="PRIME strength multiplier")
     a.add_argument("--primitives", default="spectral,spatial,color", help="PRIME primitives (ablation)")
     a.add_argument(
         "--augment-on",
@@ -154,27 +177,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--jsd", action="store_true", help="add the JSD consistency loss (3 views, lambda 12)")
     a.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
-    a.add_argument("--crop-padding", type=int, help="random-crop padding in pixels (default: size / 16)")
+    a.add_argument(
+        "--crop-padding", type=nonneg_int, help="random-crop padding in pixels (default: size / 16)"
+    )
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, required=True, help="number of epochs")
-    o.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    o.add_argument("--epochs", type=positive_int, required=True, help="number of epochs")
+    o.add_argument("--batch-size", type=positive_int, default=32, help="training batch size")
     o.add_argument(
         "--lr",
-        type=float,
+        type=positive_float,
         help=f"starting LR, decays linearly to 0 ({LR_SCRATCH}; {LR_FINETUNE} with --weights)",
     )
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
-    o.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay")
-    o.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the decay")
-    o.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm, 0 = off")
-    o.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy")
+    o.add_argument("--momentum", type=open_unit, default=0.9, help="SGD (Nesterov) momentum")
+    o.add_argument("--weight-decay", type=nonneg_float, default=5e-4, help="SGD weight decay")
+    o.add_argument("--warmup-epochs", type=nonneg_float, default=0.0, help="linear warm-up before the decay")
+    o.add_argument("--grad-clip", type=nonneg_float, default=0.0, help="max gradient norm, 0 = off")
+    o.add_argument("--label-smoothing", type=number(float, 0, 1), default=0.0, help="of the cross-entropy")
     o.add_argument("--no-balanced", action="store_true", help="uniform shuffling instead of class-balanced")
-    o.add_argument("--seed", type=int, default=0, help="seeds the model, the sampling and the augmentation")
+    o.add_argument(
+        "--seed", type=nonneg_int, default=0, help="seeds the model, the sampling and the augmentation"
+    )
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    s.add_argument("--eval-batch-size", type=int, default=256, help="batch size of validation and test")
+    s.add_argument(
+        "--eval-batch-size", type=positive_int, default=256, help="batch size of validation and test"
+    )
     s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_adversarial_arguments(p)

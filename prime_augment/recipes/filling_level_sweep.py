@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import re
 import shlex
 import sys
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from . import filling_level
-from ._common import table, write_json, write_text
+from ._common import PlainHelpFormatter, table, write_json, write_text
 from .containers import SPLITS
 
 EXAMPLE = """Examples (options after '--' go to every 'prime-augment filling-level' run):
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prime-augment filling-level-sweep",
         description=__doc__,
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=PlainHelpFormatter,
     )
     sub = p.add_subparsers(dest="kind", required=True, metavar="{strategies,depth,beta}")
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_,
             description=help_,
             epilog=EXAMPLE,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=PlainHelpFormatter,
         )
         q.add_argument("--manifest", required=True, help="the filling-level manifest CSV")
         q.add_argument("--out", required=True, help="sweep folder (runs/ inside, shared by the sweeps)")
@@ -123,8 +124,8 @@ def _numbers(text: str, what: str, cast: type, low: float) -> list:
         vals = [cast(v) for v in text.split(",") if v.strip()]
     except ValueError as e:
         raise SystemExit(f"--{what} {text!r}: expected comma-separated numbers") from e
-    if not vals or len(set(vals)) != len(vals) or any(not v > low for v in vals):
-        raise SystemExit(f"--{what} {text!r}: expected distinct values > {low:g}")
+    if not vals or len(set(vals)) != len(vals) or any(not low < v < math.inf for v in vals):
+        raise SystemExit(f"--{what} {text!r}: expected distinct finite values > {low:g}")
     return vals
 
 

@@ -53,49 +53,106 @@ def build_parser() -> argparse.ArgumentParser:
         "(synthetic), frequency-flipped CIFAR-10, forgetting and recovery of high frequencies. Trains the "
         "models, measures margins in DCT blocks, writes JSON, a markdown table and the plot.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_common.PlainHelpFormatter,
     )
     p.add_argument("study", choices=STUDIES, help="which study to run")
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="output directory")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    r.add_argument("--seed", type=int, default=0, help="seed of the data draw, the models and the training")
-    r.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    r.add_argument(
+        "--seed",
+        type=_common.nonneg_int,
+        default=0,
+        help="seed of the data draw, the models and the training",
+    )
+    r.add_argument(
+        "--threads", type=_common.positive_int, default=None, help="torch intra-op threads (default: torch's)"
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--config", default=None, help="YAML file of option defaults (command-line values win)")
     t = p.add_argument_group("training")
     t.add_argument("--arch", default="cifar_resnet8", help="architecture (default cifar_resnet8)")
     t.add_argument(
-        "--epochs", type=int, default=None, help="epochs of the first training (20 synthetic, 8 CIFAR)"
+        "--epochs",
+        type=_common.positive_int,
+        default=None,
+        help="epochs of the first training (20 synthetic, 8 CIFAR)",
     )
-    t.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
-    t.add_argument("--lr", type=float, default=0.1, help="peak one-cycle learning rate (default 0.1)")
     t.add_argument(
-        "--train-size", type=int, default=None,
+        "--batch-size", type=_common.positive_int, default=128, help="training batch size (default 128)"
+    )
+    t.add_argument(
+        "--lr", type=_common.positive_float, default=0.1, help="peak one-cycle learning rate (default 0.1)"
+    )
+    t.add_argument(
+        "--train-size", type=_common.positive_int, default=None,
         help="training images (default: 4000 synthetic, 10000 of CIFAR-10's training set)",
     )  # fmt: skip
     m = p.add_argument_group("margins")
-    m.add_argument("--eval-images", type=int, default=50, help="test images whose margins are measured (50)")
-    m.add_argument("--block", type=int, default=None, help="DCT block size K (default: 4 synthetic, 8 CIFAR)")
-    m.add_argument("--step", type=int, default=4, help="stride of the blocks along the diagonal (default 4)")
-    m.add_argument("--max-iter", type=int, default=50, help="DeepFool steps before inf (50)")
-    m.add_argument("--candidates", type=int, default=10, help="classes considered by DeepFool (default 10)")
+    m.add_argument(
+        "--eval-images",
+        type=_common.positive_int,
+        default=50,
+        help="test images whose margins are measured (50)",
+    )
+    m.add_argument(
+        "--block",
+        type=_common.positive_int,
+        default=None,
+        help="DCT block size K (default: 4 synthetic, 8 CIFAR)",
+    )
+    m.add_argument(
+        "--step",
+        type=_common.positive_int,
+        default=4,
+        help="stride of the blocks along the diagonal (default 4)",
+    )
+    m.add_argument("--max-iter", type=_common.positive_int, default=50, help="DeepFool steps before inf (50)")
+    m.add_argument(
+        "--candidates",
+        type=_common.positive_int,
+        default=10,
+        help="classes considered by DeepFool (default 10)",
+    )
     s = p.add_argument_group("synthetic study")
-    s.add_argument("--size", type=int, default=16, help="image side of the synthetic data (default 16)")
-    s.add_argument("--epsilon", type=float, default=4.0, help="half the class separation along u (4.0)")
-    s.add_argument("--sigma", type=float, default=1.0, help="noise std orthogonal to u (default 1.0)")
     s.add_argument(
-        "--frequency", type=int, default=6, help="u is the gray DCT atom of frequency (k, k) (default 6)"
+        "--size", type=_common.positive_int, default=16, help="image side of the synthetic data (default 16)"
+    )
+    s.add_argument(
+        "--epsilon", type=_common.positive_float, default=4.0, help="half the class separation along u (4.0)"
+    )
+    s.add_argument(
+        "--sigma", type=_common.positive_float, default=1.0, help="noise std orthogonal to u (default 1.0)"
+    )
+    s.add_argument(
+        "--frequency",
+        type=_common.nonneg_int,
+        default=6,
+        help="u is the gray DCT atom of frequency (k, k) (default 6)",
     )
     c = p.add_argument_group("CIFAR-10 studies (flipped, forgetting)")
     c.add_argument(
         "--data-dir", default="data/cifar10",
         help="folder with {train,test}_{images,labels}.npy (uint8 [N, H, W, 3])",
     )  # fmt: skip
-    c.add_argument("--test-size", type=int, default=2000, help="test images for the accuracies (2000)")
-    c.add_argument("--cutoff", type=int, default=16, help="forgetting: low-pass DCT cutoff (default 16)")
-    c.add_argument("--finetune-epochs", type=int, default=4, help="forgetting: epochs per fine-tuning (4)")
-    c.add_argument("--finetune-lr", type=float, default=0.05, help="forgetting: fine-tuning peak LR (0.05)")
+    c.add_argument(
+        "--test-size", type=_common.positive_int, default=2000, help="test images for the accuracies (2000)"
+    )
+    c.add_argument(
+        "--cutoff", type=_common.nonneg_int, default=16, help="forgetting: low-pass DCT cutoff (default 16)"
+    )
+    c.add_argument(
+        "--finetune-epochs",
+        type=_common.positive_int,
+        default=4,
+        help="forgetting: epochs per fine-tuning (4)",
+    )
+    c.add_argument(
+        "--finetune-lr",
+        type=_common.positive_float,
+        default=0.05,
+        help="forgetting: fine-tuning peak LR (0.05)",
+    )
     c.add_argument(
         "--init", default=None,
         help="forgetting: a saved model (model.pt or run folder) as stage 1 instead of training one",
@@ -221,9 +278,7 @@ def margin_profile(
     out = torch.empty(len(spaces), len(x))
     t0 = time.perf_counter()
     for i, (_, sub) in enumerate(tqdm(spaces, desc=desc, disable=args.no_progress, leave=False)):
-        out[i] = subspace_margin(
-            model, x, sub, candidates=args.candidates, max_iter=args.max_iter
-        ).cpu()
+        out[i] = subspace_margin(model, x, sub, candidates=args.candidates, max_iter=args.max_iter).cpu()
     return out, time.perf_counter() - t0
 
 

@@ -36,13 +36,28 @@ def build_parser() -> argparse.ArgumentParser:
         EPILOG,
     )
     m = p.add_argument_group("margins")
-    m.add_argument("--block", type=int, default=8, help="DCT block size K (default 8)")
+    m.add_argument("--block", type=_common.positive_int, default=8, help="DCT block size K (default 8)")
     m.add_argument(
-        "--step", type=int, default=4, help="stride T of the blocks along the diagonal (default 4)"
+        "--step",
+        type=_common.positive_int,
+        default=4,
+        help="stride T of the blocks along the diagonal (default 4)",
     )
-    m.add_argument("--max-iter", type=int, default=100, help="DeepFool steps before a margin counts as inf")
-    m.add_argument("--candidates", type=int, default=10, help="classes considered by DeepFool (default 10)")
-    m.add_argument("--overshoot", type=float, default=0.02, help="DeepFool overshoot (default 0.02)")
+    m.add_argument(
+        "--max-iter",
+        type=_common.positive_int,
+        default=100,
+        help="DeepFool steps before a margin counts as inf",
+    )
+    m.add_argument(
+        "--candidates",
+        type=_common.positive_int,
+        default=10,
+        help="classes considered by DeepFool (default 10)",
+    )
+    m.add_argument(
+        "--overshoot", type=_common.nonneg_float, default=0.02, help="DeepFool overshoot (default 0.02)"
+    )
     m.add_argument("--no-control", action="store_true", help="skip the random-subspace control")
     m.add_argument(
         "--transform",
@@ -50,9 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="apply a DCT transform to the images first (for models trained on transformed data)",
     )
-    m.add_argument("--cutoff", type=int, default=16, help="frequency cutoff of low_pass / high_pass (16)")
     m.add_argument(
-        "--cap", type=float, default=None, help="top of the plot (default: 1.1 x the largest margin)"
+        "--cutoff", type=_common.nonneg_int, default=16, help="frequency cutoff of low_pass / high_pass (16)"
+    )
+    m.add_argument(
+        "--cap",
+        type=_common.positive_float,
+        default=None,
+        help="top of the plot (default: 1.1 x the largest margin)",
     )
     return p
 

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
 from ..presets import PRESETS
+from ._common import PlainHelpFormatter, nonneg_int, positive_int
 from .gallery import (
     DEFAULT_STRENGTHS,
     augmentation_samples,
@@ -139,15 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prime-augment preview",
         description=__doc__,
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=PlainHelpFormatter,
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--out", default="preview.png", help="the PNG to write (default: preview.png)")
     p.add_argument("--preset", default="auto", choices=("auto", *PRESETS), help="hyper-parameters")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=2, help="random draws per image and augmentation")
-    p.add_argument("--size", type=int, help="side in pixels (default: smallest shorter side, at most 256)")
-    p.add_argument("--grid-image", type=int, default=0, help="index of the image of the K x strength grids")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seeds every random draw (default 0)")
+    p.add_argument("--samples", type=positive_int, default=2, help="random draws per image and augmentation")
+    p.add_argument(
+        "--size", type=positive_int, help="side in pixels (default: smallest shorter side, at most 256)"
+    )
+    p.add_argument(
+        "--grid-image", type=nonneg_int, default=0, help="index of the image of the K x strength grids"
+    )
     p.add_argument(
         "--strengths",
         type=_floats,

@@ -36,18 +36,42 @@ def build_parser() -> argparse.ArgumentParser:
         EPILOG,
     )
     a = p.add_argument_group("SparseFool")
-    a.add_argument("--lam", type=float, default=3.0, help="boundary-point overshoot lambda (3; 1 on MNIST)")
-    a.add_argument("--max-iter", type=int, default=20, help="outer iterations (default 20)")
-    a.add_argument("--overshoot", type=float, default=0.02, help="final overshoot epsilon (default 0.02)")
     a.add_argument(
-        "--delta", type=float, default=None, help="perceptibility box |x_adv - x| <= delta (default none)"
+        "--lam",
+        type=_common.positive_float,
+        default=3.0,
+        help="boundary-point overshoot lambda (3; 1 on MNIST)",
     )
-    a.add_argument("--candidates", type=int, default=10, help="classes considered by DeepFool (default 10)")
-    a.add_argument("--bounds", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"))
-    a.add_argument("--examples", type=int, default=8, help="images shown in examples.png (default 8)")
+    a.add_argument("--max-iter", type=_common.positive_int, default=20, help="outer iterations (default 20)")
+    a.add_argument(
+        "--overshoot", type=_common.nonneg_float, default=0.02, help="final overshoot epsilon (default 0.02)"
+    )
+    a.add_argument(
+        "--delta",
+        type=_common.positive_float,
+        default=None,
+        help="perceptibility box |x_adv - x| <= delta (default none)",
+    )
+    a.add_argument(
+        "--candidates",
+        type=_common.positive_int,
+        default=10,
+        help="classes considered by DeepFool (default 10)",
+    )
+    a.add_argument(
+        "--bounds",
+        type=_common.finite_float,
+        nargs=2,
+        default=(0.0, 1.0),
+        metavar=("LOW", "HIGH"),
+        help="the valid pixel range the adversarial is clipped to, LOW < HIGH (default 0 1)",
+    )
+    a.add_argument(
+        "--examples", type=_common.nonneg_int, default=8, help="images shown in examples.png (default 8)"
+    )
     e = p.add_argument_group("evaluations")
     e.add_argument(
-        "--delta-sweep", type=float, nargs="+", default=None, metavar="DELTA",
+        "--delta-sweep", type=_common.positive_float, nargs="+", default=None, metavar="DELTA",
         help="also attack under each bound |x_adv - x| <= DELTA: delta_sweep.json/.md/.png",
     )  # fmt: skip
     e.add_argument(
@@ -66,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = Setup(args)
     images, labels, selection = s.select()
     bounds = tuple(args.bounds)
+    if not bounds[0] < bounds[1]:
+        raise SystemExit(f"--bounds {bounds[0]:g} {bounds[1]:g}: expected LOW < HIGH")
 
     # warm-up (kernels, allocator) on one image, outside the timing
     sparsefool(s.model, s.to_float(images[:1]), max_iter=1, bounds=bounds, candidates=args.candidates)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._common import table, write_json, write_text
+from ._common import PlainHelpFormatter, table, write_json, write_text
 
 EXAMPLE = """Example:
   prime-augment strength-sweep --alphas 0,0.25,0.5,1,2 --out runs/sweep --corruptions-dir data/cifar10-c \\
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prime-augment strength-sweep",
         description=__doc__,
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=PlainHelpFormatter,
     )
     p.add_argument("--alphas", required=True, help="comma-separated strengths, e.g. 0,0.5,1,2")
     p.add_argument("--out", required=True, help="sweep folder (one run per alpha inside)")
@@ -46,8 +47,8 @@ def parse_alphas(text: str) -> list[float]:
         alphas = [float(a) for a in text.split(",") if a.strip()]
     except ValueError as e:
         raise SystemExit(f"--alphas {text!r}: expected comma-separated numbers") from e
-    if not alphas or any(a < 0 for a in alphas) or len(set(alphas)) != len(alphas):
-        raise SystemExit(f"--alphas {text!r}: expected distinct numbers >= 0")
+    if not alphas or not all(0 <= a < math.inf for a in alphas) or len(set(alphas)) != len(alphas):
+        raise SystemExit(f"--alphas {text!r}: expected distinct finite numbers >= 0")
     return sorted(alphas)
 
 
