@@ -172,3 +172,61 @@ def test_comma_subset_parses_and_names_the_option_and_the_unknown_names():
         comma_subset("a,zz", "things", ("a", "b"))
     with pytest.raises(SystemExit, match="--things ' , '"):
         comma_subset(" , ", "things", ("a",))
+
+
+def test_labels_are_class_indices_and_the_training_set_is_not_empty(tmp_path):
+    x = np.zeros((3, 4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"labels must be class indices >= 0, got -2 at index 1"):
+        ArrayDataset(x, np.array([0, -2, 1]))
+    assert len(ArrayDataset(x[:0], np.zeros(0, np.int64))) == 0  # an empty array is a dataset
+    root = numpy_dataset(tmp_path / "np")
+    np.save(root / "train_images.npy", x[:0])
+    np.save(root / "train_labels.npy", np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match=r"train_images.npy holds no images"):
+        build_data("numpy", root)
+
+
+def test_number_types_name_the_bounds_and_the_value():
+    import argparse
+
+    from prime_augment.recipes._common import finite_float, nonneg_int, number, open_unit, positive_int
+
+    assert positive_int("3") == 3 and nonneg_int("0") == 0 and finite_float("-1e3") == -1000.0
+    assert open_unit("0.5") == 0.5 and number(float, 0, 1)("1") == 1.0
+    for parse, text, message in [
+        (positive_int, "0", "expected an integer >= 1, got '0'"),
+        (positive_int, "2.5", "expected an integer >= 1, got '2.5'"),
+        (positive_int, 2.5, "expected an integer >= 1, got 2.5"),  # a float from a --config file
+        (finite_float, "nan", "expected a finite number, got 'nan'"),
+        (finite_float, "-inf", "expected a finite number, got '-inf'"),
+        (open_unit, "1", "expected a number > 0 and < 1, got '1'"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+            parse(text)
+
+
+def test_config_file_values_pass_the_option_types(tmp_path):
+    import argparse
+
+    from prime_augment.recipes._common import parse_with_config, positive_float
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--config")
+    p.add_argument("--lr", type=positive_float, default=0.1)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("lr: 0.5\n")
+    assert parse_with_config(p, ["--config", str(cfg)]).lr == 0.5
+    cfg.write_text("lr: .nan\n")
+    with pytest.raises(SystemExit, match=r"c.yaml: lr: expected a number > 0, got nan"):
+        parse_with_config(p, ["--config", str(cfg)])
+    cfg.write_text("lr: [unclosed\n")
+    with pytest.raises(SystemExit, match=r"c.yaml: cannot read it"):
+        parse_with_config(p, ["--config", str(cfg)])
+
+
+def test_plain_text_removes_the_markup():
+    from prime_augment.recipes._common import plain_text
+
+    text = "``config.json``, :func:`~prime_augment.attacks.pgd`, :mod:`prime_augment.recipes`, **bold**"
+    assert plain_text(text) == "config.json, pgd, prime_augment.recipes, bold"
+    assert plain_text(":ref:`the guide <guide>` and 2 * 3 * 4") == "the guide and 2 * 3 * 4"

@@ -96,6 +96,33 @@ def test_resume_refuses_other_settings(tmp_path):
         _fit(tmp_path / "r", Augmentation("none"), epochs=3, resume=True)
 
 
+def test_progress_bar_shows_the_smoothed_loss_every_step(tmp_path):
+    from prime_augment.recipes.engine import SmoothedLoss
+
+    seen = []
+
+    def on_step(trainer, epoch, step):
+        seen.append(trainer.bar.postfix)
+
+    t = Trainer(
+        build_model("cifar_resnet8", 3),
+        _array_set(),
+        None,
+        TrainConfig(epochs=1, batch_size=8, workers=0, progress=True),
+        out_dir=tmp_path / "p",
+        arch="cifar_resnet8",
+        on_step=on_step,
+    )
+    res = t.fit()
+    assert len(seen) == 6 and all(s and s.startswith("loss=") for s in seen)
+    assert len(set(seen)) > 1  # updated at every step on the CPU, not every 20th
+    smooth = SmoothedLoss(beta=0.9)
+    for loss in (2.0, 1.0, 3.0):
+        smooth.update(torch.tensor(loss))
+    ema = (0.9 * (0.9 * 0.1 * 2.0 + 0.1 * 1.0) + 0.1 * 3.0) / (1 - 0.9**3)  # bias-corrected
+    assert smooth.value() == pytest.approx(ema) and res.history[0]["loss"] > 0
+
+
 def test_schedules():
     model = torch.nn.Linear(2, 2)
     for sched, first_peak in (("onecycle", 0.2), ("linear", 0.2)):
@@ -210,7 +237,7 @@ def test_train_command(tmp_path, extra):
         train.main([*TRAIN, "--data-dir", str(data), "--out", str(out), *extra])
 
 
-def test_train_option_errors(tmp_path):
+def test_train_option_errors(tmp_path, capsys):
     data = numpy_dataset(tmp_path / "np")
     base = [*TRAIN, "--data-dir", str(data), "--out", str(tmp_path / "o")]
     with pytest.raises(SystemExit, match="--jsd needs"):
@@ -219,8 +246,12 @@ def test_train_option_errors(tmp_path):
         train.main([*base, "--augment", "prime", "--primitives", "spectral,blur"])
     with pytest.raises(SystemExit, match="--offline-copies needs"):
         train.main([*base, "--offline-copies", "2"])
-    with pytest.raises(SystemExit, match="--threads must be >= 1"):
+    with pytest.raises(SystemExit) as e:  # argparse's error: status 2, the option and the value named
         train.main([*base, "--threads", "0"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --threads: expected an integer >= 1, got '0'" in err
+    with pytest.raises(SystemExit, match="--threads must be >= 1"):  # the library function checks too
+        train.set_threads(0, torch.device("cpu"), 0)
     with pytest.raises(SystemExit, match="prime-public draws once per batch"):
         train.main([*base, "--augment", "prime-public", "--augment-on", "workers"])
     with pytest.raises(SystemExit, match=r"not found|missing"):

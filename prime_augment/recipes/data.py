@@ -117,6 +117,11 @@ class ArrayDataset(Dataset):
                 f"{name}: labels must be an integer vector of {images.shape[0]} entries, got "
                 f"{labels.dtype} {labels.shape}"
             )
+        if labels.size and labels.min() < 0:
+            first = int(np.flatnonzero(labels < 0)[0])
+            raise ValueError(
+                f"{name}: labels must be class indices >= 0, got {labels[first]} at index {first}"
+            )
         self.images = images
         self.labels = labels.astype(np.int64)
         self.name = name
@@ -343,7 +348,9 @@ def build_data(
         fam, size = "small", 32
     elif dataset == "numpy":
         train, val = _numpy_split(root, "train"), _numpy_split(root, "test")
-        n_cls = int(max(train.labels.max(), val.labels.max())) + 1
+        if not len(train):
+            raise ValueError(f"--dataset numpy: {train.name} holds no images")
+        n_cls = int(np.concatenate([train.labels, val.labels]).max()) + 1
         classes = [str(i) for i in range(n_cls)]
         fam, size = ("small", train.images.shape[1]) if train.images.shape[1] <= 64 else ("large", 224)
     else:

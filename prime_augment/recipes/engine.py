@@ -65,7 +65,7 @@ from tqdm.auto import tqdm
 from ..attacks import MODEL_MODES, NORMS, default_step_size, pgd
 from ..losses import JSDLoss, JSDViews, jsd_views
 from ..prime import PRIME
-from ._common import atomic_torch_save, write_json, write_text
+from ._common import atomic_torch_save, short_error, sigint_deferred, write_json, write_text
 from .data import MapDataset
 from .models import model_record, unwrap
 from .public_prime import PublicPRIME
@@ -78,6 +78,8 @@ __all__ = [
     "Augmentation",
     "DistInfo",
     "EpochSampler",
+    "RunError",
+    "SmoothedLoss",
     "TrainConfig",
     "TrainResult",
     "Trainer",
@@ -92,6 +94,14 @@ AUGMENTATIONS = ("none", "augmix", "prime", "prime-public", "offline")
 PLACEMENTS = ("auto", "device", "workers")
 SCHEDULES = ("onecycle", "linear", "constant")
 CHECKPOINT_FORMAT = "prime-augment-train/1"
+
+
+class RunError(ValueError):
+    """A run that cannot start or continue as asked, through no fault of the code: a checkpoint that is
+    unreadable or was written with other settings, a training set smaller than one batch.
+
+    The ``train`` command reports it in one line; any other exception out of :meth:`Trainer.fit` is a bug.
+    """
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -503,6 +513,8 @@ class TrainResult:
     history: list[dict[str, Any]]
     best: dict[str, Any] | None
     out_dir: Path | None
+    #: ``fit(resume=True)`` found the run already finished (all epochs and ``model.pt``): nothing was done
+    already_complete: bool = False
 
 
 class Trainer:
@@ -521,7 +533,8 @@ class Trainer:
         sampler_fn: ``(epoch, generator) -> indices`` custom sampling hook.
         validate_fn: ``(model) -> dict of metrics``, run in eval mode without gradients, on rank 0 only.
         select_metric: a key of ``validate_fn``'s dict; the best value (max) keeps its weights in best.pt.
-        on_step: ``(trainer, epoch, step) -> None`` after every optimisation step.
+        on_step: ``(trainer, epoch, step) -> None`` after every optimisation step (``trainer.bar`` is the
+            epoch's progress bar, ``trainer.saved_epoch`` the epoch of the last checkpoint written or read).
         record: extra entries saved in the model files and the checkpoint (e.g. the run's config).
     """
 
@@ -555,7 +568,7 @@ class Trainer:
             )
         self.dist, self.device = init_distributed(device)
         if self.dist.world_size > 1 and config.batch_size % self.dist.world_size:
-            raise ValueError(
+            raise RunError(
                 f"batch_size {config.batch_size} is not divisible by the {self.dist.world_size} DDP processes"
             )
         self.model = model
@@ -568,6 +581,9 @@ class Trainer:
         self.record = dict(record or {})
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
+        #: the epoch of the checkpoint last written or resumed from (``None``: none yet)
+        self.saved_epoch: int | None = None
+        self.bar: tqdm | None = None
 
     # -------------------------------------------------------------- paths
     @property
@@ -607,7 +623,7 @@ class Trainer:
         n = len(sampler)
         steps = n // per if self.config.drop_last else math.ceil(n / per)
         if steps < 1:
-            raise ValueError(
+            raise RunError(
                 f"the training set ({len(self.train_set)} images) is smaller than one batch of {per}: lower "
                 "--batch-size"
             )
@@ -639,17 +655,21 @@ class Trainer:
         path = self.checkpoint_path
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise ValueError(f"cannot read the checkpoint {path}: {e}") from e
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a prime-augment training checkpoint")
+        except Exception as e:  # torch raises many types for a truncated or foreign file
+            raise RunError(
+                f"--resume: cannot read the checkpoint {path} ({short_error(e)}); it is damaged: "
+                "delete it to start the run again"
+            ) from e
+        keys = {"epoch", "model", "optimizer", "scheduler", "rng", "world_size", "history", "best", "config"}
+        if not (isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT and keys <= ckpt.keys()):
+            raise RunError(f"--resume: {path} is not a prime-augment training checkpoint")
         old, new = ckpt["config"], self.config.to_dict()
         keys = [k for k in new if k not in ("progress", "workers", "val_every") and old.get(k) != new[k]]
         if keys:
             diffs = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in keys)
-            raise ValueError(f"--resume {path}: the run was started with other settings ({diffs})")
+            raise RunError(f"--resume {path}: the run was started with other settings ({diffs})")
         if ckpt["world_size"] != self.dist.world_size:
-            raise ValueError(
+            raise RunError(
                 f"--resume {path}: the run used {ckpt['world_size']} processes, this one "
                 f"{self.dist.world_size}"
             )
@@ -659,14 +679,17 @@ class Trainer:
         _set_rng_state(ckpt["rng"][self.dist.rank])
         self.history = list(ckpt["history"])
         self.best = ckpt["best"]
-        return int(ckpt["epoch"])
+        self.saved_epoch = int(ckpt["epoch"])
+        return self.saved_epoch
 
     def _save(self, epoch: int, model: nn.Module, opt, sched) -> None:
-        state = self._state(epoch, model, opt, sched)  # collective under DDP: every rank calls it
-        if self.dist.is_main and self.out_dir is not None:
-            atomic_torch_save(state, self.checkpoint_path)
-            lines = "".join(json.dumps(h, sort_keys=True) + "\n" for h in self.history)
-            write_text(self.out_dir / "log.jsonl", lines)
+        with sigint_deferred():  # Ctrl+C waits for the checkpoint and the log: they stay whole and agree
+            state = self._state(epoch, model, opt, sched)  # collective under DDP: every rank calls it
+            if self.dist.is_main and self.out_dir is not None:
+                atomic_torch_save(state, self.checkpoint_path)
+                lines = "".join(json.dumps(h, sort_keys=True) + "\n" for h in self.history)
+                write_text(self.out_dir / "log.jsonl", lines)
+            self.saved_epoch = epoch
 
     def _model_file(self, model: nn.Module, name: str, **extra: Any) -> None:
         if not (self.dist.is_main and self.out_dir is not None):
@@ -677,7 +700,12 @@ class Trainer:
 
     # -------------------------------------------------------------- the loop
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train for ``config.epochs`` epochs (continuing a checkpoint when ``resume``)."""
+        """Train for ``config.epochs`` epochs (continuing a checkpoint when ``resume``).
+
+        Resuming a finished run (every epoch in the checkpoint and ``model.pt`` written) does nothing and
+        returns with ``already_complete``. Raises :class:`RunError` for a checkpoint that cannot be read or
+        was written with other settings, and for a training set smaller than one batch.
+        """
         cfg, device, info = self.config, self.device, self.dist
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
@@ -705,6 +733,8 @@ class Trainer:
         start = 0
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             start = self._load_checkpoint(model, opt, sched)
+            if start >= cfg.epochs and (self.out_dir / "model.pt").exists():
+                return TrainResult(model, self.history, self.best, self.out_dir, already_complete=True)
             self._log(f"resumed from {self.checkpoint_path} after epoch {start}/{cfg.epochs}")
         else:
             seed_everything(cfg.seed + 1_000_003 * info.rank)  # per-process augmentation streams
@@ -798,6 +828,8 @@ class Trainer:
             disable=not (cfg.progress and self.dist.is_main),
             dynamic_ncols=True,
         )
+        self.bar, smooth, shown = bar, SmoothedLoss(), -math.inf
+        read_every = 0.0 if device.type == "cpu" else PROGRESS_READ_S  # no per-step host sync on CUDA
         for step, (x, y) in enumerate(bar):
             y = y.to(device, non_blocking=True)
             inputs = self.augmentation.on_device(x, device, cfg.jsd, cfg.num_splits)
@@ -827,8 +859,11 @@ class Trainer:
                         torch.tensor(float(b), dtype=torch.float64, device=device),
                     ]
                 )
-            if step % 20 == 0 and bar.disable is False:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+            if not bar.disable:
+                smooth.update(loss)
+                if time.monotonic() - shown >= read_every:
+                    bar.set_postfix(loss=f"{smooth.value():.3f}", refresh=False)  # shown at the next refresh
+                    shown = time.monotonic()
             if self.on_step is not None:
                 self.on_step(self, epoch, step)
         if self.dist.enabled:
@@ -843,6 +878,42 @@ class Trainer:
             "seconds": dt,
             "images_per_s": count / max(dt, 1e-9),
         }
+
+
+class SmoothedLoss:
+    """The progress bar's loss: an exponential moving average of every step's loss, kept on its device.
+
+    :meth:`update` is an in-place operation on the device (no host sync); :meth:`value` reads the
+    average, bias-corrected for the first steps as Adam's moments are (a host sync on an accelerator).
+    ``beta = 0.98`` averages over about the last 50 steps.
+
+    Example:
+        >>> s = SmoothedLoss(beta=0.5)
+        >>> for loss in (4.0, 2.0):
+        ...     s.update(torch.tensor(loss))
+        >>> round(s.value(), 4)  # (0.5 * 0.5 * 4 + 0.5 * 2) / (1 - 0.5 ** 2)
+        2.6667
+    """
+
+    def __init__(self, beta: float = 0.98) -> None:
+        self.beta, self.steps = beta, 0
+        self.avg: torch.Tensor | None = None
+
+    def update(self, loss: torch.Tensor) -> None:
+        x = loss.detach().to(torch.float64)
+        if self.avg is None:
+            self.avg = torch.zeros_like(x)
+        self.avg.mul_(self.beta).add_(x, alpha=1 - self.beta)
+        self.steps += 1
+
+    def value(self) -> float:
+        if self.avg is None:
+            return math.nan
+        return float(self.avg) / (1 - self.beta**self.steps)
+
+
+#: seconds between two readings of the smoothed loss on an accelerator (on the CPU: every step)
+PROGRESS_READ_S = 1.0
 
 
 def _attack_generator(device: torch.device, seed: int, epoch: int, step: int, rank: int) -> torch.Generator:

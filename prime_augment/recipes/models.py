@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from ._common import short_error
+
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -291,9 +293,15 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         p = p / "model.pt"
     if not p.exists():
         raise FileNotFoundError(f"no model file at {p} (expected a run directory or a model.pt file)")
-    record = torch.load(p, map_location=map_location, weights_only=True)
+    try:
+        record = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        raise ValueError(f"cannot read the model file {p} ({short_error(e)})") from e
     if not isinstance(record, dict) or record.get("format") != "prime-augment-model/1":
         raise ValueError(f"{p} is not a prime-augment model file (missing format 'prime-augment-model/1')")
+    missing = [k for k in ("arch", "num_classes", "mean", "std", "state_dict") if k not in record]
+    if missing:
+        raise ValueError(f"{p}: the model file lacks {missing}")
     model = build_model(
         record["arch"],
         record["num_classes"],
@@ -301,7 +309,10 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         std=record["std"],
         preprocess=record.get("preprocess"),
     )
-    model.load_state_dict(record["state_dict"])
+    try:
+        model.load_state_dict(record["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{p}: the weights do not fit the recorded {record['arch']!r} ({e})") from e
     model.eval()
     meta = {k: v for k, v in record.items() if k != "state_dict"}
     return model, meta

@@ -6,10 +6,11 @@ DeepAugment's (``--extra-train-dir``, with PRIME on top: DA+PRIME) and the pre-p
 (``--preprocess gray|lowpass:K``, applied inside the model to every image it sees, in training after the
 augmentation, and in every evaluation of the saved model).
 
-The run directory (``--out``) receives ``config.json`` (the resolved options, versions, device),
-``checkpoint.pt`` (atomic, every epoch; ``--resume`` continues a killed run with the same results),
-``train.log`` and ``log.jsonl`` (per-epoch metrics), the final ``model.pt`` and, with
-``--corruptions-dir``, the evaluation (``eval/results.json``, ``results.md``, plots).
+The run directory (``--out``) receives ``config.json`` (the resolved options, versions, device, as the
+run started), ``checkpoint.pt`` (atomic, every epoch; ``--resume`` continues a killed run with the same
+results), ``train.log`` and ``log.jsonl`` (per-epoch metrics), the final ``model.pt`` and, with
+``--corruptions-dir``, the evaluation (``eval/results.json``, ``results.md``, plots). Ctrl+C prints what
+was kept and the ``--resume`` command (exit status 130).
 Multi-GPU: ``torchrun --nproc_per_node N -m prime_augment train ...`` (``--batch-size`` is global).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,13 +30,28 @@ import torch
 from ..attacks import MODEL_MODES, NORMS
 from ..presets import PRESETS
 from ..prime import PRIME, PRIMITIVES
-from ._common import comma_subset, environment, fraction, parse_with_config, resolve_device
+from ._common import (
+    CommandExit,
+    PlainHelpFormatter,
+    comma_subset,
+    environment,
+    fraction,
+    nonneg_float,
+    nonneg_int,
+    number,
+    open_unit,
+    parse_with_config,
+    positive_float,
+    positive_int,
+    resolve_device,
+)
 from .data import DATASETS, ArrayDataset, DataSpec, build_data, union_train_set
 from .engine import (
     PLACEMENTS,
     SCHEDULES,
     Adversarial,
     Augmentation,
+    RunError,
     TrainConfig,
     Trainer,
     seed_everything,
@@ -85,7 +102,7 @@ def add_adversarial_arguments(p: argparse.ArgumentParser) -> None:
         type=fraction,
         help="radius in [0, 1] pixel units, fractions accepted (default 8/255 for linf, 0.5 for l2)",
     )
-    g.add_argument("--adv-steps", type=int, help=f"PGD steps (default {ADV_STEPS_DEFAULT})")
+    g.add_argument("--adv-steps", type=positive_int, help=f"PGD steps (default {ADV_STEPS_DEFAULT})")
     g.add_argument("--adv-step-size", type=fraction, help="PGD step size (default 2.5 * eps / steps)")
     g.add_argument(
         "--adv-no-random-start", action="store_true", help="start PGD at the image, not a random point"
@@ -129,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prime-augment train",
         description=__doc__,
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=PlainHelpFormatter,
     )
     p.add_argument("--config", help="YAML file of option defaults (command-line values win)")
     d = p.add_argument_group("data")
@@ -144,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--class-list", help="file of class folder names (overrides the packaged ImageNet-100 list)"
     )
-    d.add_argument("--image-size", type=int, help="model input size (default: 32 CIFAR, 224 ImageNet)")
-    d.add_argument("--train-subset", type=int, help="train on a random subset of that many images")
+    d.add_argument(
+        "--image-size", type=positive_int, help="model input size (default: 32 CIFAR, 224 ImageNet)"
+    )
+    d.add_argument("--train-subset", type=positive_int, help="train on a random subset of that many images")
     d.add_argument(
         "--extra-train-dir",
         nargs="+",
@@ -153,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra pre-generated training images (e.g. DeepAugment's), joined to the training set: "
         "DIR/<class>/* with the dataset's class names, or DIR/images.npy + labels.npy of the same size",
     )
-    d.add_argument("--val-subset", type=int, help="evaluate on a random subset of that many images")
-    d.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers")
+    d.add_argument("--val-subset", type=positive_int, help="evaluate on a random subset of that many images")
+    d.add_argument(
+        "--workers", type=nonneg_int, default=min(8, os.cpu_count() or 1), help="DataLoader workers"
+    )
     m = p.add_argument_group("model")
     m.add_argument(
         "--arch", choices=ARCHS, help="default: cifar_resnet18 (32 px), resnet18 (IN-100), resnet50"
@@ -185,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         "spectral step) or at the centre",
     )
     a.add_argument("--jsd", action="store_true", help="add the JSD consistency loss (3 views, lambda 12)")
-    a.add_argument("--jsd-weight", type=float, default=12.0, help="lambda of the JSD loss (default 12)")
+    a.add_argument(
+        "--jsd-weight", type=nonneg_float, default=12.0, help="lambda of the JSD loss (default 12)"
+    )
     a.add_argument("--primitives", default="spectral,spatial,color", help="PRIME primitives (ablation)")
     a.add_argument("--preset", choices=tuple(PRESETS), help="PRIME preset (default: the dataset's)")
     a.add_argument(
-        "--strength", type=float, default=1.0, help="PRIME strength multiplier (the method's alpha)"
+        "--strength", type=nonneg_float, default=1.0, help="PRIME strength multiplier (the method's alpha)"
     )
     a.add_argument(
         "--augment-on",
@@ -199,33 +222,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--offline-copies",
-        type=int,
+        type=nonneg_int,
         default=0,
         help="k > 0: pre-generate k PRIME copies per image and draw among them (array datasets)",
     )
-    a.add_argument("--augmix-severity", type=int, default=3, help="AugMix severity (the baseline: 3)")
+    a.add_argument(
+        "--augmix-severity", type=number(int, 1, 10), default=3, help="AugMix severity (the baseline: 3)"
+    )
     o = p.add_argument_group("optimisation (defaults by task: the method's code)")
-    o.add_argument("--epochs", type=int, required=True, help="number of epochs")
-    o.add_argument("--batch-size", type=int, help="global batch (default 128 CIFAR, 256 ImageNet)")
-    o.add_argument("--lr", type=float, help="peak LR (default 0.2 CIFAR / IN-100, 0.01 ImageNet fine-tuning)")
-    o.add_argument("--weight-decay", type=float, help="default 5e-4 CIFAR, 1e-4 ImageNet")
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
+    o.add_argument("--epochs", type=positive_int, required=True, help="number of epochs")
+    o.add_argument("--batch-size", type=positive_int, help="global batch (default 128 CIFAR, 256 ImageNet)")
+    o.add_argument(
+        "--lr", type=positive_float, help="peak LR (default 0.2 CIFAR / IN-100, 0.01 ImageNet fine-tuning)"
+    )
+    o.add_argument("--weight-decay", type=nonneg_float, help="default 5e-4 CIFAR, 1e-4 ImageNet")
+    o.add_argument("--momentum", type=open_unit, default=0.9, help="SGD (Nesterov) momentum")
     o.add_argument("--schedule", choices=SCHEDULES, default="onecycle", help="per-step LR schedule")
-    o.add_argument("--pct-start", type=float, help="one-cycle warm-up fraction (0.25; ImageNet 0.1)")
-    o.add_argument("--warmup-epochs", type=float, default=0.0, help="warm-up of the linear schedule")
-    o.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (0.5; ImageNet off)")
-    o.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy")
-    o.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and the augmentation")
+    o.add_argument("--pct-start", type=open_unit, help="one-cycle warm-up fraction (0.25; ImageNet 0.1)")
+    o.add_argument("--warmup-epochs", type=nonneg_float, default=0.0, help="warm-up of the linear schedule")
+    o.add_argument("--grad-clip", type=nonneg_float, help="max gradient norm, 0 = off (0.5; ImageNet off)")
+    o.add_argument("--label-smoothing", type=number(float, 0, 1), default=0.0, help="of the cross-entropy")
+    o.add_argument(
+        "--seed", type=nonneg_int, default=0, help="seeds the model, the data order and the augmentation"
+    )
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     s.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         help="torch threads of the training process (default: on the CPU, the cores left after the "
         "--workers, at least 1; on CUDA, torch's default)",
     )
     s.add_argument("--out", required=True, help="run directory")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, with the same options (others are refused); "
+        "a finished run is left as it is: a line says it is complete and the exit status is 0 (with "
+        "--corruptions-dir, a missing evaluation is done)",
+    )
     s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     s.add_argument("--no-channels-last", action="store_true", help="no channels-last memory format on CUDA")
     s.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -235,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     e = p.add_argument_group("evaluation after training")
     e.add_argument("--corruptions-dir", help="evaluate on this corruption set into RUN_DIR/eval")
-    e.add_argument("--eval-batch-size", type=int, default=256, help="evaluation batch size")
+    e.add_argument("--eval-batch-size", type=positive_int, default=256, help="evaluation batch size")
     e.add_argument("--mce-baseline", help="results.json of a baseline run to normalise the mCE by (IN-100)")
     add_adversarial_arguments(p)
     return p
@@ -313,8 +348,6 @@ def resolve(args: argparse.Namespace, spec: DataSpec) -> dict[str, Any]:
     cfg["preset"] = cfg["preset"] or default_preset(spec)
     cfg["task"] = task
     cfg["primitives"] = list(parse_primitives(cfg["primitives"]))
-    if cfg["offline_copies"] < 0:
-        raise SystemExit(f"--offline-copies must be >= 0, got {cfg['offline_copies']}")
     if cfg["augment"] == "prime-public" and cfg["augment_on"] == "workers":
         raise SystemExit(
             "--augment prime-public draws once per batch: it runs on the device batch, "
@@ -324,8 +357,6 @@ def resolve(args: argparse.Namespace, spec: DataSpec) -> dict[str, Any]:
         raise SystemExit("--offline-copies needs --augment prime")
     if cfg["jsd"] and cfg["augment"] == "none":
         raise SystemExit("--jsd needs --augment augmix or prime")
-    if cfg["epochs"] < 1:
-        raise SystemExit(f"--epochs must be >= 1, got {cfg['epochs']}")
     try:
         cfg["preprocess"] = parse_preprocess(cfg["preprocess"])
     except ValueError as e:
@@ -346,16 +377,8 @@ def make_prime(cfg: dict[str, Any]) -> PRIME:
     return PRIME.from_preset(cfg["preset"], primitives=tuple(cfg["primitives"]), strength=cfg["strength"])
 
 
-def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
-    """Train (and evaluate) with a resolved config; returns the run directory."""
-    out = Path(cfg["out"])
-    seed_everything(cfg["seed"])
-    model = build_model(
-        cfg["arch"], spec.num_classes, mean=spec.mean, std=spec.std, preprocess=cfg.get("preprocess")
-    )
-    if cfg["weights"]:
-        load_weights(model, cfg["weights"])
-    config = TrainConfig(
+def _train_config(cfg: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(
         epochs=cfg["epochs"],
         batch_size=cfg["batch_size"],
         lr=cfg["lr"],
@@ -377,6 +400,43 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
         progress=not cfg["no_progress"],
         adversarial=resolve_adversarial(dict(cfg)),
     )
+
+
+def _interrupted(done: int | None, cfg: dict[str, Any], argv: Sequence[str]) -> CommandExit:
+    """Ctrl+C: what the run directory keeps (``done``: the last checkpoint's epoch) and the command that
+    continues it (status 130)."""
+    if (Path(cfg["out"]) / "model.pt").exists() and done == cfg["epochs"]:
+        kept = f"training is complete ({done}/{cfg['epochs']} epochs, model.pt), the evaluation is not"
+    elif done:
+        kept = f"kept {Path(cfg['out']) / 'checkpoint.pt'} after epoch {done}/{cfg['epochs']}"
+    else:
+        kept = "no epoch finished, nothing kept"
+    return CommandExit(f"interrupted: {kept}; continue with: {resume_command(argv)}", status=130)
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command line that resumes the run of ``prime-augment train ARGV``."""
+    return shlex.join(["prime-augment", "train", *argv, *([] if "--resume" in argv else ["--resume"])])
+
+
+def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device, argv: Sequence[str] | None = None) -> Path:
+    """Train (and evaluate) with a resolved config; returns the run directory.
+
+    ``argv`` (the command's arguments, default ``sys.argv[1:]``) is quoted in the ``--resume`` command
+    that Ctrl+C prints (:class:`CommandExit`, status 130).
+    """
+    out = Path(cfg["out"])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    seed_everything(cfg["seed"])
+    model = build_model(
+        cfg["arch"], spec.num_classes, mean=spec.mean, std=spec.std, preprocess=cfg.get("preprocess")
+    )
+    if cfg["weights"]:
+        load_weights(model, cfg["weights"])
+    try:
+        config = _train_config(cfg)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
     extra = cfg.get("extra_train_dir") or []
     try:
         base_train = union_train_set(
@@ -443,33 +503,53 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device) -> Path:
         "jsd": cfg["jsd"],
         "adversarial": config.adversarial.describe() if config.adversarial is not None else None,
     }
-    trainer = Trainer(
-        model,
-        train_set,
-        transform,
-        config,
-        aug,
-        device=device,
-        out_dir=out,
-        arch=cfg["arch"],
-        num_classes=spec.num_classes,
-        record=record,
-    )
-    trainer.fit(resume=cfg["resume"])
+    trainer = None
+    try:
+        trainer = Trainer(
+            model,
+            train_set,
+            transform,
+            config,
+            aug,
+            device=device,
+            out_dir=out,
+            arch=cfg["arch"],
+            num_classes=spec.num_classes,
+            record=record,
+        )
+        result = trainer.fit(resume=cfg["resume"])
+    except RunError as e:
+        raise SystemExit(str(e)) from e
+    except KeyboardInterrupt:
+        raise _interrupted(trainer and trainer.saved_epoch, cfg, argv) from None
+    if result.already_complete:
+        state = f"{out} holds a complete run ({cfg['epochs']}/{cfg['epochs']} epochs, model.pt)"
+        if not cfg["corruptions_dir"] or (out / "eval" / "results.json").exists():
+            print(f"prime-augment train: {state}: nothing to do", file=sys.stderr)
+            return out
+        print(f"prime-augment train: {state}; evaluating it (no eval/results.json yet)", file=sys.stderr)
     if cfg["corruptions_dir"] and trainer.dist.is_main:
         from .evaluate import evaluate_run
 
-        evaluate_run(
-            out,
-            spec,
-            cfg["corruptions_dir"],
-            out / "eval",
-            device=trainer.device,
-            batch_size=cfg["eval_batch_size"],
-            workers=cfg["workers"],
-            baseline=cfg["mce_baseline"],
-            progress=not cfg["no_progress"],
-        )
+        try:
+            evaluate_run(
+                out,
+                spec,
+                cfg["corruptions_dir"],
+                out / "eval",
+                device=trainer.device,
+                batch_size=cfg["eval_batch_size"],
+                workers=cfg["workers"],
+                baseline=cfg["mce_baseline"],
+                progress=not cfg["no_progress"],
+            )
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(
+                f"the evaluation failed: {e}; the trained model is {out / 'model.pt'} "
+                f"(fix the set, then: {resume_command(argv)})"
+            ) from e
+        except KeyboardInterrupt:
+            raise _interrupted(trainer.saved_epoch, cfg, argv) from None
     return out
 
 
@@ -520,16 +600,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cfg_file.exists() and not cfg["resume"] and (out / "checkpoint.pt").exists():
             raise SystemExit(f"{out} already holds a run: pass --resume, or choose another --out")
         if cfg["resume"] and cfg_file.exists():
-            old = json.loads(cfg_file.read_text()).get("options", {})
+            try:
+                old = json.loads(cfg_file.read_text()).get("options", {})
+            except (OSError, ValueError, AttributeError) as e:
+                raise SystemExit(f"--resume {out}: cannot read {cfg_file} ({e})") from e
             diff = [k for k in CHECKED_ON_RESUME if old.get(k, cfg[k]) != cfg[k]]
             if diff:
                 raise SystemExit(
                     f"--resume {out}: the run was started with other options "
                     f"({', '.join(f'{k}: {old[k]!r} -> {cfg[k]!r}' for k in diff)})"
                 )
-        pre = {**spec.preprocessing, "model_input": describe_preprocess(cfg["preprocess"])}
-        write_run_config(out, {"options": cfg, "preprocessing": pre, "environment": environment(device)})
-    run(cfg, spec, device)
+        if not (cfg["resume"] and (out / "checkpoint.pt").exists()):  # a resumed run keeps its start's
+            pre = {**spec.preprocessing, "model_input": describe_preprocess(cfg["preprocess"])}
+            env = environment(device)
+            write_run_config(out, {"options": cfg, "preprocessing": pre, "environment": env})
+    run(cfg, spec, device, argv=sys.argv[1:] if argv is None else argv)
     return 0
 
 
