@@ -158,8 +158,8 @@ def test_ctrl_c_keeps_the_checkpoint_and_prints_the_resume_command(data, tmp_pat
 # ---------------------------------------------------------------------------------------------- parsers
 #: commands whose modules belong to other work in progress: their options (help lines, numeric types)
 #: and, for the ones that do not parse through _common.parse_with_config, their help text
-OPTIONS_ELSEWHERE = {"demo", "make-corruptions", "evaluate"}
-HELP_ELSEWHERE = {"demo", "make-corruptions"}
+OPTIONS_ELSEWHERE: set[str] = set()
+HELP_ELSEWHERE: set[str] = set()
 
 
 def _parsers(command: str) -> list[argparse.ArgumentParser]:

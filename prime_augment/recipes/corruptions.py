@@ -59,7 +59,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import _cifar10c
-from ._common import environment, write_json, write_text
+from ._common import PlainHelpFormatter, environment, nonneg_int, positive_int, write_json, write_text
 from .data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, IMAGE_EXTENSIONS
 
 __all__ = [
@@ -663,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prime-augment make-corruptions",
         description=__doc__,
         epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=PlainHelpFormatter,
     )
     p.add_argument("--input", help="a uint8 [N, H, W, 3] .npy file, or a folder <class>/<images>")
     p.add_argument(
@@ -680,13 +680,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corruptions", help="comma-separated names (default: the 15 benchmark ones / the builtin set)"
     )
-    p.add_argument("--limit", type=int, help="use a random subset of that many images")
-    p.add_argument("--size", type=int, help="resize (shorter side, centre crop) to SIZE x SIZE")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="processes (0: in this process)")
-    p.add_argument("--chunk", type=int, default=250, help="images per task")
+    p.add_argument("--limit", type=positive_int, help="use a random subset of that many images")
+    p.add_argument("--size", type=positive_int, help="resize (shorter side, centre crop) to SIZE x SIZE")
+    p.add_argument(
+        "--seed",
+        type=nonneg_int,
+        default=0,
+        help="seeds the subset of --limit and every corruption's random draws (default 0)",
+    )
+    p.add_argument("--workers", type=nonneg_int, default=0, help="processes (0: in this process)")
+    p.add_argument("--chunk", type=positive_int, default=250, help="images per task")
     p.add_argument("--overwrite", action="store_true", help="redo corruptions whose file exists")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="print the corruptions of the chosen backend and exit")
     return p
 

@@ -56,7 +56,10 @@ from ..attacks import NORMS, default_step_size, pgd
 from ._common import (
     environment,
     fraction,
+    nonneg_float,
+    nonneg_int,
     parse_with_config,
+    positive_int,
     resolve_device,
     table,
     write_json,
@@ -977,7 +980,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, help="default: the run's")
     p.add_argument("--data-dir", help="default: the run's")
     p.add_argument("--class-list", help="class list file (default: the run's)")
-    p.add_argument("--val-subset", type=int, help="evaluate the clean accuracy on a random subset")
+    p.add_argument("--val-subset", type=positive_int, help="evaluate the clean accuracy on a random subset")
     p.add_argument(
         "--corruptions-dir", help="CIFAR-10-C format folder or ImageNet-C layout (needed unless --pgd-eps)"
     )
@@ -995,22 +998,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--baseline", help="results.json of a baseline model (normalises the mCE; IN-100)")
     p.add_argument("--bn-adapt", choices=BN_MODES, default="none", help="test-time BN adaptation")
-    p.add_argument("--bn-prior", type=float, default=16.0, help="N: weight of the source statistics")
-    p.add_argument("--bn-batch", type=int, default=64, help="n for --bn-adapt partial")
+    p.add_argument("--bn-prior", type=nonneg_float, default=16.0, help="N: weight of the source statistics")
+    p.add_argument("--bn-batch", type=positive_int, default=64, help="n for --bn-adapt partial")
     g = p.add_argument_group("robust accuracy under PGD (written to OUT/robust.json)")
     g.add_argument(
         "--pgd-eps", type=fraction, nargs="+", metavar="EPS", help="PGD radii, e.g. 2/255 8/255 (l-inf)"
     )
     g.add_argument("--pgd-norm", choices=NORMS, default="linf", help="the threat model (default linf)")
-    g.add_argument("--pgd-steps", type=int, default=20, help="PGD steps (default 20)")
+    g.add_argument("--pgd-steps", type=positive_int, default=20, help="PGD steps (default 20)")
     g.add_argument("--pgd-step-size", type=fraction, help="step size (default 2.5 * eps / steps)")
     g.add_argument("--pgd-no-random-start", action="store_true", help="start at the image")
     g.add_argument(
-        "--pgd-images", type=int, default=1000, help="random test images to attack (default 1000; 0: all)"
+        "--pgd-images",
+        type=nonneg_int,
+        default=1000,
+        help="random test images to attack (default 1000; 0: all)",
     )
-    g.add_argument("--pgd-seed", type=int, default=0, help="seed of the image draw and the random starts")
-    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers")
+    g.add_argument(
+        "--pgd-seed", type=nonneg_int, default=0, help="seed of the image draw and the random starts"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=256, help="evaluation batch size")
+    p.add_argument(
+        "--workers", type=nonneg_int, default=min(8, os.cpu_count() or 1), help="DataLoader workers"
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
