@@ -63,18 +63,23 @@ def test_readme_lists_every_command():
 # ---------------------------------------------------------------------------------------------- demo data
 def test_demo_data_is_real_balanced_and_small():
     path = demo.demo_data_path()
-    assert path.stat().st_size < 400 * 1024
+    assert path.stat().st_size < 1024 * 1024
     d = demo.load_demo_data()
-    assert d.train_images.shape == (600, 32, 32, 3) and d.test_images.shape == (300, 32, 32, 3)
+    assert d.train_images.shape == (600, 32, 32, 3) and d.test_images.shape == (2000, 32, 32, 3)
     assert d.train_images.dtype == np.uint8
     assert np.bincount(d.train_labels).tolist() == [60] * 10
-    assert np.bincount(d.test_labels).tolist() == [30] * 10
+    assert np.bincount(d.test_labels).tolist() == [200] * 10  # >= 1,000: standard errors <= 1.5 points
     assert d.classes[:3] == ["airplane", "automobile", "bird"] and len(d.classes) == 10
     assert "CIFAR-10" in d.source
     # natural images: varied content, no duplicates between the splits
     assert d.train_images.std() > 40
     tr = {im.tobytes() for im in d.train_images}
     assert not any(im.tobytes() in tr for im in d.test_images)
+
+
+def test_package_data_fits_a_small_wheel():
+    data = Path(demo.__file__).resolve().parents[1] / "data"
+    assert sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) < 5 * 1024 * 1024
 
 
 def test_demo_images():
@@ -92,25 +97,73 @@ def test_demo_quick_writes_a_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert demo.main(["--quick", "--out", str(out), "--device", "cpu", "--no-progress", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
-    assert f"report: {out / 'report.md'}" in printed
+    assert f"report: {out / 'report.md'}" in printed and "95% interval" in printed
     res = json.loads((out / "results.json").read_text())
-    assert res["format"] == "prime-augment-demo/1" and res["setting"]["quick"]
+    assert res["format"] == "prime-augment-demo/2" and res["setting"]["quick"]
     assert res["setting"]["n_train"] == 100 and res["setting"]["n_test"] == 50
+    assert 0 < res["standard_error"] <= 100 * math.sqrt(0.25 / 50) + 1e-9
     report = (out / "report.md").read_text()
-    for key in ("baseline", "prime"):
-        r = res["models"][key]
+    assert set(res["models"]) == set(demo.SHIPPED_MODELS)
+    assert set(res["live"]["models"]) == {"baseline", "prime"}
+    for r in (*res["models"].values(), *res["live"]["models"].values()):
         assert sorted(r["per_corruption"]) == sorted(demo._QUICK_CORRUPTIONS)
         assert all(len(v) == 5 for v in r["per_corruption"].values())
         assert 0 <= r["clean_accuracy"] <= 100 and 0 <= r["corruption_accuracy"] <= 100
         assert f"{r['clean_accuracy']:.2f}" in report
-        # the evaluate outputs and the model of each run
-        assert (out / key / "model.pt").is_file()
-        ev = json.loads((out / key / "eval" / "results.json").read_text())
-        assert ev["clean_accuracy"] == r["clean_accuracy"]
+    for key in ("augmix", "prime", "prime_jsd"):  # each difference to standard, with its interval
+        d, hw = res["differences"][key]["corrupted"]
+        want = res["models"][key]["corruption_accuracy"] - res["models"]["standard"]["corruption_accuracy"]
+        assert d == pytest.approx(want) and hw >= 0
+        assert f"{d:+.2f} [{d - hw:+.2f}, {d + hw:+.2f}]" in report
+    assert "What PRIME bought and cost here" in report
+    assert res["models"]["prime"]["provenance"]["options"]["augment"] == "prime"
+    for key in ("baseline", "prime"):  # the live runs' folders
+        assert (out / "live" / key / "model.pt").is_file()
+    assert set(res["gallery"]["mean_abs_change"]) == {"spectral", "spatial", "color", "PRIME"}
     for png in res["plots"]:
         with Image.open(out / png) as im:
             assert im.format == "PNG" and min(im.size) > 100
-    assert not (out / "corruptions").exists()  # the corrupted copies are temporary by default
+    assert not (out / "corruptions.npz").exists()  # the corrupted copies are temporary by default
+
+
+def test_shipped_models_are_the_studys_trained_models():
+    prov = demo.shipped_provenance()
+    assert set(prov) == set(demo.SHIPPED_MODELS)
+    x, y = demo.demo_images("test", limit=400)
+    weights = []
+    for key in demo.SHIPPED_MODELS:
+        model, meta = demo.load_shipped_model(key)  # through the recipes' model loader
+        assert meta["arch"] == prov[key]["options"]["arch"] and meta["num_classes"] == 10
+        assert (
+            meta["augment"] == prov[key]["options"]["augment"] and meta["jsd"] == prov[key]["options"]["jsd"]
+        )
+        assert prov[key]["options"]["dataset"] == "numpy" and prov[key]["options"]["train_subset"] is None
+        assert not any("accuracy" in k for k in prov[key])  # the demo computes its numbers, never stores them
+        with torch.no_grad():
+            acc = (model(x).argmax(1) == y).float().mean().item()
+        assert acc > 0.5, f"{key}: {acc:.2f} on 400 test images (chance 0.1): not a trained model"
+        weights.append(torch.cat([p.flatten() for p in model.parameters()]))
+    assert all(not torch.equal(weights[0], w) for w in weights[1:])  # four different runs
+    with pytest.raises(ValueError, match="key"):
+        demo.load_shipped_model("vgg")
+
+
+def test_corrupt_live_and_paired_interval():
+    x = demo.load_demo_data().test_images[:12]
+    out, sev = demo.corrupt_live(x, ["contrast", "gaussian_noise"], seed=3)
+    assert sev.tolist() == [1, 2, 3, 4, 5] * 2 + [1, 2]
+    from prime_augment.recipes.corruptions import apply_corruption
+
+    for s in range(1, 6):  # image i at severity 1 + i mod 5, each severity its own seeded call
+        idx = np.flatnonzero(sev == s)
+        assert np.array_equal(
+            out["gaussian_noise"][idx], apply_corruption(x[idx], "gaussian_noise", s, seed=3 + s)
+        )
+    a, b = np.array([1, 0, 1, 1, 0, 1]), np.array([0, 0, 1, 0, 0, 1])
+    d, hw = demo.paired_difference(a, b)
+    diff = 100.0 * (a - b)
+    assert d == pytest.approx(diff.mean()) and hw == pytest.approx(1.96 * diff.std(ddof=1) / math.sqrt(6))
+    assert demo.paired_difference(a, a) == (0.0, 0.0)
 
 
 def test_demo_out_folder_rules(tmp_path):
@@ -122,11 +175,11 @@ def test_demo_out_folder_rules(tmp_path):
     assert (other / "mine.txt").exists()
     ok = tmp_path / "demo"
     demo._prepare_out(ok)
-    (ok / "prime").mkdir()
-    (ok / "prime" / "checkpoint.pt").write_text("old")
+    (ok / "live" / "prime").mkdir(parents=True)
+    (ok / "live" / "prime" / "checkpoint.pt").write_text("old")
     (ok / "notes.txt").write_text("kept")
     demo._prepare_out(ok)  # a re-run replaces the demo's own outputs only
-    assert not (ok / "prime").exists() and (ok / "notes.txt").exists()
+    assert not (ok / "live").exists() and (ok / "notes.txt").exists()
 
 
 @pytest.mark.parametrize(
