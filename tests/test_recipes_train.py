@@ -190,8 +190,19 @@ def test_augmentation_checks():
 
 
 TRAIN = [
-    "--dataset", "numpy", "--arch", "cifar_resnet8", "--epochs", "1", "--batch-size", "16", "--workers",
-    "0", "--device", "cpu", "--no-progress",
+    "--dataset",
+    "numpy",
+    "--arch",
+    "cifar_resnet8",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--no-progress",
 ]
 
 
@@ -200,7 +211,16 @@ TRAIN = [
     [
         ["--augment", "none"],
         ["--augment", "augmix", "--jsd"],
-        ["--augment", "prime", "--primitives", "spectral,spatial", "--augment-on", "device"],
+        [
+            "--augment",
+            "prime",
+            "--primitives",
+            "spectral,spatial",
+            "--augment-on",
+            "device",
+            "--depth-mode",
+            "uniform",
+        ],
         ["--augment", "prime", "--offline-copies", "2", "--jsd"],
         ["--augment", "prime-public", "--public-fir-tap", "centre", "--threads", "1"],
     ],
@@ -227,6 +247,11 @@ def test_train_command(tmp_path, extra):
     res = json.loads((out / "eval" / "results.json").read_text())
     assert set(res["per_corruption"]) == {"gaussian_noise", "contrast"}
     assert cfg["options"]["threads"] >= 1  # --threads or its default, as applied
+    if "--depth-mode" in extra:
+        assert (
+            cfg["options"]["depth_mode"] == "uniform"
+            and train.make_prime(cfg["options"]).depth_mode == "uniform"
+        )
     if "prime-public" in extra:
         assert cfg["options"]["threads"] == 1 and meta["augment"] == "prime-public"
     if "--offline-copies" in extra:

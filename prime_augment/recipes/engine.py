@@ -461,6 +461,7 @@ class Augmentation:
                 "strength": p.strength,
                 "width": p.width,
                 "depth": p.depth,
+                "depth_mode": p.depth_mode,
                 "alpha": p.alpha,
                 "beta": p.beta,
             }

@@ -29,7 +29,7 @@ import torch
 
 from ..attacks import MODEL_MODES, NORMS
 from ..presets import PRESETS
-from ..prime import PRIME, PRIMITIVES
+from ..prime import DEPTH_MODES, PRIME, PRIMITIVES
 from ._common import (
     CommandExit,
     PlainHelpFormatter,
@@ -215,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--strength", type=nonneg_float, default=1.0, help="PRIME strength multiplier (the method's alpha)"
     )
     a.add_argument(
+        "--depth-mode",
+        choices=DEPTH_MODES,
+        default="identity",
+        help="PRIME chain law: identity (each of the depth steps drawn from {Id, primitives}: the method's "
+        "Algorithm 3, the default), uniform (a length U{1..depth} of non-identity steps: the public "
+        "code's law), fixed",
+    )
+    a.add_argument(
         "--augment-on",
         choices=PLACEMENTS,
         default="auto",
@@ -285,6 +293,7 @@ CHECKED_ON_RESUME = (
     "augment",
     "primitives",
     "preset",
+    "depth_mode",
 )
 
 
@@ -374,7 +383,12 @@ def resolve(args: argparse.Namespace, spec: DataSpec) -> dict[str, Any]:
 
 
 def make_prime(cfg: dict[str, Any]) -> PRIME:
-    return PRIME.from_preset(cfg["preset"], primitives=tuple(cfg["primitives"]), strength=cfg["strength"])
+    return PRIME.from_preset(
+        cfg["preset"],
+        primitives=tuple(cfg["primitives"]),
+        strength=cfg["strength"],
+        depth_mode=cfg.get("depth_mode", "identity"),
+    )
 
 
 def _train_config(cfg: dict[str, Any]) -> TrainConfig:
