@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sparsefool": (_R + "sparsefool", "SparseFool attack: fooling rate, % pixels, time"),
     "margins": (_R + "margins", "l2 margins of a saved model along DCT subspaces + plot"),
     "coverage": (_R + "coverage", "corruption coverage of augmentations (Eq. 5.8)"),
-    "demo": (_R + "demo", "train with and without PRIME on bundled CIFAR-10 images, corruption report"),
+    "demo": (_R + "demo", "the study's models on bundled test images corrupted live; a live training run"),
     "preview": (_R + "preview", "gallery of the primitives and PRIME on your images, K x strength grids"),
     "make-containers": (_R + "containers", "synthetic filling-level containers + manifest, or a C-CCM one"),
     "filling-level": (_R + "filling_level", "filling-level classification on unseen containers (C-CCM)"),
