@@ -154,7 +154,7 @@ def test_help_has_an_example(mod):
 
 def test_default_selection_is_a_seeded_random_order_not_the_file_order(files, tmp_path):
     """Data files are often sorted by class: by default the images are drawn in a seeded random order."""
-    from prime_augment.analysis._cli import Setup, new_parser
+    from prime_augment.recipes._analysis_cli import Setup, new_parser
 
     def picked(extra):
         parser = new_parser("x", "test", "Example: x")

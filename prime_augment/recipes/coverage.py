@@ -29,7 +29,7 @@ AUGMENTS = ("prime", "augmix", "spectral", "spatial", "color", "none")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..analysis._cli import new_parser
+    from ._analysis_cli import new_parser
 
     p = new_parser(
         "prime-augment coverage",
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_bars,
         plot_diversity,
     )
-    from ..analysis._cli import Setup, check_positive
+    from ._analysis_cli import Setup, check_positive
     from .models import load_model
 
     args = _common.parse_with_config(build_parser(), argv)

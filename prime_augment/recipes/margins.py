@@ -27,7 +27,7 @@ TRANSFORMS = ("none", "flip", "low_pass", "high_pass")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..analysis._cli import new_parser
+    from ._analysis_cli import new_parser
 
     p = new_parser(
         "prime-augment margins",
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         random_subspace,
         subspace_margin,
     )
-    from ..analysis._cli import Setup, check_positive
+    from ._analysis_cli import Setup, check_positive
 
     args = _common.parse_with_config(build_parser(), argv)
     check_positive(args, "block", "step", "max_iter", "candidates")

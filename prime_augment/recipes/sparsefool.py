@@ -27,7 +27,7 @@ Example:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..analysis._cli import new_parser
+    from ._analysis_cli import new_parser
 
     p = new_parser(
         "prime-augment sparsefool",
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..analysis import perturbation_norms, plot_examples, plot_histogram, sparsefool, summarize_attack
-    from ..analysis._cli import Setup, check_positive
+    from ._analysis_cli import Setup, check_positive
 
     args = _common.parse_with_config(build_parser(), argv)
     check_positive(args, "max_iter", "candidates")
