@@ -393,7 +393,7 @@ def _train_live(
         model,
         train_set,
         geometric,
-        config if key == "baseline" else _with_jsd(config, jsd),
+        dataclasses.replace(config, jsd=jsd and key == "prime"),
         aug,
         device=device,
         out_dir=out / "live" / key,
@@ -402,10 +402,6 @@ def _train_live(
         record={"dataset": {"name": "prime-augment demo images"}},
     )
     return trainer.fit().model, time.perf_counter() - t0
-
-
-def _with_jsd(config: TrainConfig, jsd: bool) -> TrainConfig:
-    return dataclasses.replace(config, jsd=jsd)
 
 
 # ---------------------------------------------------------------------------------------------- plots
