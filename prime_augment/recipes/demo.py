@@ -57,7 +57,8 @@ from ._common import (
 )
 from .corruptions import BUILTIN_CORRUPTIONS, apply_corruption
 from .data import ArrayDataset
-from .engine import Augmentation, TrainConfig, Trainer, seed_everything, to_float
+from .engine import Augmentation, TrainConfig, Trainer, seed_everything
+from .evaluate import correct_per_image
 from .gallery import (
     DEFAULT_STRENGTHS,
     augmentation_samples,
@@ -303,17 +304,11 @@ def corrupt_live(
     return out, severity
 
 
-@torch.no_grad()
 def _correct(
     model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device
 ) -> np.ndarray:
     """Per-image correctness (bool ``[N]``) of ``model`` on uint8 ``[N, H, W, 3]`` images."""
-    model.eval().to(device)
-    preds = []
-    for i in range(0, len(images), 500):
-        x = to_float(torch.from_numpy(images[i : i + 500]).permute(0, 3, 1, 2).to(device))
-        preds.append(model(x).argmax(1).cpu().numpy())
-    return np.concatenate(preds) == labels
+    return correct_per_image(model.to(device), ArrayDataset(images, labels), device=device, batch_size=500)
 
 
 def _score(

@@ -251,7 +251,7 @@ def adapt_bn(
 
 
 # ---------------------------------------------------------------------------------------------- accuracy
-def accuracy(
+def correct_per_image(
     model: nn.Module,
     dataset: Dataset,
     *,
@@ -261,11 +261,12 @@ def accuracy(
     amp: bool = True,
     desc: str | None = None,
     progress: bool = False,
-) -> float:
-    """Top-1 accuracy (%) of ``model`` on a dataset of ``(uint8 or float image, label)``."""
+) -> np.ndarray:
+    """Whether ``model``'s top-1 prediction is right, per image (bool ``[N]``), on a dataset of
+    ``(uint8 or float image, label)``."""
     device = torch.device(device)
     model.eval()
-    correct = total = 0
+    hits = []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
     with (
         torch.no_grad(),
@@ -273,11 +274,17 @@ def accuracy(
     ):
         for x, y in tqdm(loader, desc=desc, leave=False, disable=not progress):
             pred = model(to_float(x.to(device, non_blocking=True))).argmax(1).cpu()
-            correct += int((pred == y).sum())
-            total += int(y.shape[0])
-    if total == 0:
+            hits.append((pred == y).numpy())
+    return np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+
+
+def accuracy(model: nn.Module, dataset: Dataset, *, desc: str | None = None, **kwargs: Any) -> float:
+    """Top-1 accuracy (%) of ``model`` on a dataset of ``(uint8 or float image, label)``
+    (the keywords of :func:`correct_per_image`)."""
+    hits = correct_per_image(model, dataset, desc=desc, **kwargs)
+    if hits.size == 0:
         raise ValueError(f"{desc or 'dataset'}: no images to evaluate")
-    return 100.0 * correct / total
+    return 100.0 * float(hits.mean())
 
 
 def corruption_metrics(
