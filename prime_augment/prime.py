@@ -11,7 +11,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from . import _inputs, _sampling
+from . import _inputs
+from .functional import _random
 from ._base import (
     RandomPrimitive,
     _warn_if_generator_in_worker,
@@ -229,10 +230,10 @@ class PRIME(v2.Transform):
         sdev = generator.device if generator is not None else torch.device("cpu")
         shape = (self.depth, n_chains)
         if self.depth_mode == "identity":
-            return _sampling.randint(shape, 0, n_ops, generator=generator, device=sdev)
-        ops = _sampling.randint(shape, 1, n_ops, generator=generator, device=sdev)
+            return _random.randint(shape, 0, n_ops, generator=generator, device=sdev)
+        ops = _random.randint(shape, 1, n_ops, generator=generator, device=sdev)
         if self.depth_mode == "uniform":
-            length = _sampling.randint((n_chains,), 1, self.depth, generator=generator, device=sdev)
+            length = _random.randint((n_chains,), 1, self.depth, generator=generator, device=sdev)
             ops = torch.where(torch.arange(self.depth, device=sdev)[:, None] < length[None, :], ops, 0)
         return ops
 
@@ -257,8 +258,8 @@ class PRIME(v2.Transform):
         _warn_if_generator_in_worker(g)
         b, n = batch_size, self.width
         nb = 1 if (self.same_on_batch and b > 0) else b
-        weights = _sampling.dirichlet_ones((nb,), n, generator=g, device=device)
-        mix = _sampling.beta((nb,), self.alpha, self.beta, generator=g, device=device)
+        weights = _random.dirichlet_ones((nb,), n, generator=g, device=device)
+        mix = _random.beta((nb,), self.alpha, self.beta, generator=g, device=device)
         ops = self._sample_ops(n * nb, g)  # (depth, n * nb), chain-major, on the draw device
         n_ops = len(self.ops)
         expand = torch.arange(b, device=ops.device) if nb != b else None

@@ -1,7 +1,7 @@
 """The package's import rules (DESIGN.md §2), read from the source: imports run one way.
 
-- ``functional/`` (the math) imports nothing of ours but ``_sampling`` (the generator-aware draws) and
-  its own modules;
+- ``functional/`` (the math) imports nothing of ours but its own modules (``functional/_random`` holds
+  the generator-aware draws);
 - the transforms and the rest of the library (the top-level modules) never import ``recipes`` or
   ``benchmarks``; only the command dispatcher (``cli.py``, ``__main__.py``) reaches the recipes;
 - ``analysis/`` is a library: it never imports ``recipes`` (the commands) or ``benchmarks``.
@@ -34,7 +34,7 @@ def _imports(path: Path) -> set[str]:
             if mod.split(".")[0] != "prime_augment":
                 continue
             found.add(mod)
-            found |= {f"{mod}.{a.name}" for a in node.names}  # `from . import _sampling` names a module
+            found |= {f"{mod}.{a.name}" for a in node.names}  # `from . import _random` names a module
     return found
 
 
@@ -51,9 +51,9 @@ def _offending(files: list[Path], allowed) -> dict[str, list[str]]:
     return bad
 
 
-def test_functional_imports_only_the_draws_and_itself():
+def test_functional_imports_only_itself():
     def allowed(m: str) -> bool:
-        return m.startswith(("prime_augment.functional", "prime_augment._sampling")) or m == "prime_augment"
+        return m.startswith("prime_augment.functional")
 
     assert _offending(_files("functional/*.py"), allowed) == {}
 

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from prime_augment import _sampling
+from prime_augment.functional import _random
 from prime_augment.functional import (
     folded_variance_weights,
     sample_color_params,
@@ -53,19 +53,19 @@ def chi_square_ok(counts, probs, z=5.0):
 
 
 def test_uniform_randint_normal_exponential():
-    assert_mean_var(_sampling.uniform((N,), 2.0, 5.0, generator=gen()), 3.5, 9 / 12)
-    r = _sampling.randint((N,), 3, 9, generator=gen(1))
+    assert_mean_var(_random.uniform((N,), 2.0, 5.0, generator=gen()), 3.5, 9 / 12)
+    r = _random.randint((N,), 3, 9, generator=gen(1))
     chi_square_ok(torch.bincount(r - 3, minlength=7), [1 / 7] * 7)
     lo = torch.arange(N) % 5
-    r2 = _sampling.randint((N,), lo, lo + 2, generator=gen(2))
+    r2 = _random.randint((N,), lo, lo + 2, generator=gen(2))
     assert bool(((r2 >= lo) & (r2 <= lo + 2)).all())
-    assert_mean_var(_sampling.normal((N,), generator=gen(3)), 0.0, 1.0)
-    assert_mean_var(_sampling.exponential((N,), generator=gen(4)), 1.0, 1.0)
+    assert_mean_var(_random.normal((N,), generator=gen(3)), 0.0, 1.0)
+    assert_mean_var(_random.exponential((N,), generator=gen(4)), 1.0, 1.0)
 
 
 @pytest.mark.parametrize("a, b", [(1, 1), (0.5, 0.5), (5, 1), (1, 3), (6, 2), (0.3, 0.7), (2.5, 2.5)])
 def test_beta_moments(a, b):
-    x = _sampling.beta((N,), a, b, generator=gen(5))
+    x = _random.beta((N,), a, b, generator=gen(5))
     mean = a / (a + b)
     var = a * b / ((a + b) ** 2 * (a + b + 1))
     assert_mean_var(x, mean, var)
@@ -74,12 +74,12 @@ def test_beta_moments(a, b):
 
 @pytest.mark.parametrize("a", [0.4, 1.0, 3.7])
 def test_gamma_moments(a):
-    assert_mean_var(_sampling.gamma((N,), a, generator=gen(6)), a, a)
+    assert_mean_var(_random.gamma((N,), a, generator=gen(6)), a, a)
 
 
 def test_dirichlet_ones_moments():
     k = 3
-    w = _sampling.dirichlet_ones((N,), k, generator=gen(7))
+    w = _random.dirichlet_ones((N,), k, generator=gen(7))
     torch.testing.assert_close(w.sum(-1), torch.ones(N), atol=1e-6, rtol=0)
     # Dirichlet(1,1,1): mean 1/3, var (1/3)(2/3)/4 = 1/18, cov -1/36
     for i in range(k):
@@ -90,18 +90,18 @@ def test_dirichlet_ones_moments():
 
 def test_samplers_reject_bad_laws():
     with pytest.raises(ValueError, match="alpha"):
-        _sampling.beta((2,), 0.0, 1.0)
+        _random.beta((2,), 0.0, 1.0)
     with pytest.raises(ValueError, match="concentration"):
-        _sampling.gamma((2,), -1.0)
+        _random.gamma((2,), -1.0)
     with pytest.raises(ValueError, match="high"):
-        _sampling.randint((2,), 5, 3)
+        _random.randint((2,), 5, 3)
     with pytest.raises(ValueError, match="k"):
-        _sampling.dirichlet_ones((2,), 0)
+        _random.dirichlet_ones((2,), 0)
 
 
 def test_same_generator_seed_gives_same_draw():
-    a = _sampling.normal((5,), generator=gen(9), device="cpu")
-    b = _sampling.normal((5,), generator=gen(9))
+    a = _random.normal((5,), generator=gen(9), device="cpu")
+    b = _random.normal((5,), generator=gen(9))
     assert torch.equal(a, b)
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def check_image_batch(x: object, name: str = "x", *, min_dim: int = 3) -> torch.Tensor:
@@ -37,3 +42,37 @@ def check_param(t: object, name: str, shape: tuple[int | None, ...], batch: int)
         want = ", ".join(["B", *("*" if s is None else str(s) for s in shape)])
         raise ValueError(f"{name} must have shape ({want}) with B={batch} images, got {tuple(t.shape)}")
     return t
+
+
+def device_cached(maxsize: int = 64) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Cache a builder of constant tensors per (arguments, device): the one cache helper of the kernels.
+
+    The decorated function takes hashable positional arguments and a ``device`` keyword; the device is
+    normalised (``None`` -> CPU, ``"cuda"`` -> ``"cuda"`` as given) so each device keeps its own copy (a
+    host-to-device copy per call would synchronise the stream). Inside ``torch.compile`` the function is
+    called uncached (the graph traces its body and folds the constant). Callers must not modify the
+    returned tensors.
+
+    Example:
+        >>> @device_cached()
+        ... def ramp(n, *, device=None):
+        ...     return torch.arange(n, device=device)
+        >>> ramp(3) is ramp(3, device="cpu")
+        True
+    """
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(args: tuple[Any, ...], device: str) -> T:
+            return fn(*args, device=torch.device(device))
+
+        @functools.wraps(fn)
+        def call(*args: Any, device: torch.device | str | None = None) -> T:
+            if torch.compiler.is_compiling():
+                return fn(*args, device=device)
+            return cached(args, str(torch.device("cpu" if device is None else device)))
+
+        call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return call
+
+    return wrap

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .. import _sampling
+from . import _random
 from . import _triton_color
 from ._utils import check_param, flatten_batch
 
@@ -571,8 +571,8 @@ def sample_color_params(
     """
     b = batch_size
     d = cut_max if bandwidth is None else min(bandwidth, cut_max)
-    cut = _sampling.randint((b,), 1, cut_max, generator=generator, device=device)
-    variance = _sampling.uniform(
+    cut = _random.randint((b,), 1, cut_max, generator=generator, device=device)
+    variance = _random.uniform(
         (b,),
         0.0,
         float(strength) ** 2 * variance_max,
@@ -583,9 +583,9 @@ def sample_color_params(
     if bandwidth is None:
         start = torch.ones(b, dtype=torch.int64, device=cut.device)
     else:
-        start = _sampling.randint((b,), 1, cut, generator=generator, device=device)
+        start = _random.randint((b,), 1, cut, generator=generator, device=device)
         start = torch.where(cut <= bandwidth, torch.ones_like(start), start)
-    z = _sampling.normal((b, channels, d), generator=generator, device=device, dtype=dtype)
+    z = _random.normal((b, channels, d), generator=generator, device=device, dtype=dtype)
     freq = start[:, None] + torch.arange(d, device=cut.device)[None, :]
     mask = (freq <= cut[:, None]).to(dtype)
     coeffs = variance.sqrt().to(dtype)[:, None, None] * z * mask[:, None, :]

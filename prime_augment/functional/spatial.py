@@ -23,7 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import _sampling
+from . import _random
 from ._utils import check_image_batch, check_param, flatten_batch
 
 __all__ = [
@@ -406,7 +406,7 @@ def sample_spatial_params(
     cut, temperature = _cuts_and_temperatures(*laws, device)
     weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
     std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
-    z = _sampling.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
+    z = _random.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
     return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}
 
 
@@ -422,14 +422,14 @@ def _cuts_and_temperatures(
     """The cuts ``(B,)`` int64 and float64 temperatures of :func:`sample_spatial_params`, as tensors."""
     cut_min, cut_max = cuts
     if cut_max > cut_min:
-        top = _sampling.randint((b,), cut_min + 1, cut_max, generator=generator, device=device)
+        top = _random.randint((b,), cut_min + 1, cut_max, generator=generator, device=device)
     else:
         top = torch.full((b,), cut_min, dtype=torch.int64, device=device)
-    b1 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
+    b1 = _random.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
     # floor(cut_min + B1 (m + 1 - cut_min)), at most m (the values are positive: truncation is the floor)
     cut = torch.minimum(b1.mul_(top + (1 - cut_min)).add_(cut_min).to(torch.int64), top)
     cut = cut.clamp_max_(max_cut(height, width))
-    b2 = _sampling.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
+    b2 = _random.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
     t_min, t_max = temperature_range(max(height, width), cut)
     temperature = torch.maximum(t_max, t_min).sub_(t_min).mul_(b2).add_(t_min)
     if strength != 1.0:
@@ -537,6 +537,6 @@ def _draw_per_image(
         else:  # large ones: computed afresh (the same function, uncached), scaled in place
             weights = _cut_weights.__wrapped__(c, height, width, cut_max).mul_(temps[i])
         std = weights.sqrt_().to(dtype)
-        z = _sampling.normal((2, ky, kx), generator=generator, dtype=dtype)
+        z = _random.normal((2, ky, kx), generator=generator, dtype=dtype)
         torch.mul(z, std, out=out[i, :, :ky, :kx])
     return out

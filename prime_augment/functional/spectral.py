@@ -7,7 +7,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from .. import _sampling
+from . import _random
 from ._utils import check_image_batch, check_param, flatten_batch
 
 __all__ = ["METHODS", "PADDING_MODES", "sample_spectral_params", "spectral_filter"]
@@ -161,8 +161,8 @@ def sample_spectral_params(
         >>> p["taps"].shape, p["sigma"].shape
         (torch.Size([4, 3, 3]), torch.Size([4]))
     """
-    sigma = _sampling.uniform((batch_size,), 0.0, strength * sigma_max, generator=generator, device=device)
-    taps = sigma[:, None, None] * _sampling.normal(
+    sigma = _random.uniform((batch_size,), 0.0, strength * sigma_max, generator=generator, device=device)
+    taps = sigma[:, None, None] * _random.normal(
         (batch_size, kernel_size, kernel_size), generator=generator, device=device
     )
     return {"sigma": sigma, "taps": taps}

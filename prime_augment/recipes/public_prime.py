@@ -35,7 +35,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import _sampling
+from ..functional import _random
 from ..functional import sine_color
 from ..presets import get_preset
 
@@ -107,11 +107,11 @@ class PublicPRIME(torch.nn.Module):
         top = self.cut_min
         if self.cut_max > self.cut_min:
             top = int(torch.randint(self.cut_min + 1, self.cut_max + 1, ()))
-        cut = int(float(_sampling.arcsine(())) * (top + 1 - self.cut_min) + self.cut_min)
+        cut = int(float(_random.arcsine(())) * (top + 1 - self.cut_min) + self.cut_min)
         log = math.log(cut + 1e-6)
         t_min, t_max = 1 / (math.pi * n**2 * log), 4 / (math.pi**3 * (cut + 1e-6) ** 2 * log)
         t_max = max(t_min, t_max)
-        temp = float(_sampling.arcsine(())) * (t_max - t_min) + t_min
+        temp = float(_random.arcsine(())) * (t_max - t_min) + t_min
         dx = math.sqrt(temp) * n * self._field(n, cut, x.device, x.dtype)
         dy = math.sqrt(temp) * n * self._field(n, cut, x.device, x.dtype)
         pix = torch.arange(n, device=x.device, dtype=x.dtype)
@@ -138,7 +138,7 @@ class PublicPRIME(torch.nn.Module):
         if x.ndim != 4 or x.shape[-1] != x.shape[-2]:
             raise ValueError(f"PublicPRIME takes a batch of square images (B, C, n, n), got {tuple(x.shape)}")
         b, m = x.shape[0], self.width
-        weights = _sampling.dirichlet_ones((b,), m).to(x.device, x.dtype)
+        weights = _random.dirichlet_ones((b,), m).to(x.device, x.dtype)
         p = torch.rand(b, 1, 1, 1).to(x.device, x.dtype)
         aug = x.repeat(m, 1, 1, 1)
         length = torch.randint(1, self.max_depth + 1, (m * b,), device=x.device)
