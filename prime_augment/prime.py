@@ -12,7 +12,6 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from . import _inputs
-from .functional import _random
 from ._base import (
     RandomPrimitive,
     _warn_if_generator_in_worker,
@@ -25,6 +24,7 @@ from ._base import (
 )
 from ._validation import check_bool, check_choice, check_float, check_generator, check_int
 from .color import RandomSineColor
+from .functional import _random
 from .presets import get_preset
 from .spatial import RandomDiffeomorphism
 from .spectral import RandomSpectralFilter

@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from prime_augment.functional import _random
 from prime_augment.functional import (
+    _random,
     folded_variance_weights,
     sample_color_params,
     sample_spatial_params,

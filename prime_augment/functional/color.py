@@ -7,8 +7,7 @@ import math
 
 import torch
 
-from . import _random
-from . import _triton_color
+from . import _random, _triton_color
 from ._utils import check_param, flatten_batch
 
 __all__ = ["color_lut", "sample_color_params", "sine_color", "sine_color_levels"]
