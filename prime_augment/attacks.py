@@ -8,7 +8,9 @@ recipes build adversarial training (``prime-augment train --adversarial ...``) a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -156,6 +158,35 @@ def pgd(
         >>> bool(loss(model(adv), y) > loss(model(x), y))
         True
     """
+    norm, eps, step_size, steps, random_start, generator, model_mode = _check_arguments(
+        x, y, norm, eps, step_size, steps, random_start, generator, model_mode
+    )
+    if eps == 0 or x.shape[0] == 0 or (steps == 0 and not random_start):
+        return x.detach().clone()
+    work = x.detach().to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    with _attack_mode(model, model_mode):
+        delta = _start(work, norm, eps, random_start, generator)
+        for _ in range(steps):
+            delta = _ascent_step(model, work, y, delta, norm, eps, step_size)
+    return (work + delta).clamp_(0.0, 1.0).to(x.dtype)  # the clamp only absorbs rounding
+
+
+def _check_arguments(
+    x: Any,
+    y: Any,
+    norm: str,
+    eps: float,
+    step_size: float | None,
+    steps: int,
+    random_start: bool,
+    generator: torch.Generator | None,
+    model_mode: str,
+) -> tuple[str, float, float, int, bool, torch.Generator | None, str]:
+    """:func:`pgd`'s arguments checked in order (images, labels, options, the images' range).
+
+    Returns ``(norm, eps, step_size, steps, random_start, generator, model_mode)``, with the default
+    step size filled in.
+    """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
         got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise TypeError(f"x must be a floating-point tensor (B, C, H, W) of images in [0, 1], got {got}")
@@ -184,35 +215,52 @@ def pgd(
             raise ValueError(
                 f"x must hold images in [0, 1], got values in [{float(lo):.4g}, {float(hi):.4g}]"
             )
-    work = x.detach().to(torch.float64 if x.dtype == torch.float64 else torch.float32)
-    if eps == 0 or x.shape[0] == 0 or (steps == 0 and not random_start):
-        return x.detach().clone()
+    return norm, eps, step_size, steps, random_start, generator, model_mode
 
+
+@contextlib.contextmanager
+def _attack_mode(model: Callable[[torch.Tensor], torch.Tensor], model_mode: str) -> Iterator[None]:
+    """Run an ``nn.Module`` in ``model_mode``; restore every sub-module's mode afterwards, and in
+    ``"train"`` mode the batch-norm running statistics the attack's forward passes updated."""
     modules = list(model.modules()) if isinstance(model, nn.Module) else []
     modes = [(m, m.training) for m in modules]
     saved = _batchnorm_buffers(model) if (modules and model_mode == "train") else []
     for m in modules:
         m.train(model_mode == "train")
     try:
-        delta = torch.zeros_like(work)
-        if random_start:
-            delta = project(_random_start(work, norm, eps, generator), work, norm, eps)
-        with torch.enable_grad():
-            for _ in range(steps):
-                delta.requires_grad_(True)
-                logits = model(work + delta)
-                loss = F.cross_entropy(logits.float(), y, reduction="sum")
-                (grad,) = torch.autograd.grad(loss, delta)
-                grad = grad.to(work.dtype)
-                if norm == "linf":
-                    step = grad.sign()
-                else:
-                    step = grad / _norms(grad).clamp_min(1e-12)
-                delta = project(delta.detach() + step_size * step, work, norm, eps)
+        yield
     finally:
         with torch.no_grad():
             for buf, copy in saved:
                 buf.copy_(copy)
         for m, was in modes:
             m.train(was)
-    return (work + delta.detach()).clamp_(0.0, 1.0).to(x.dtype)  # the clamp only absorbs rounding
+
+
+def _start(
+    x: torch.Tensor, norm: str, eps: float, random_start: bool, generator: torch.Generator | None
+) -> torch.Tensor:
+    r""":math:`\delta_0`: a uniform point of the ball (projected into the box), or zero."""
+    if not random_start:
+        return torch.zeros_like(x)
+    return project(_random_start(x, norm, eps, generator), x, norm, eps)
+
+
+def _ascent_step(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    delta: torch.Tensor,
+    norm: str,
+    eps: float,
+    step_size: float,
+) -> torch.Tensor:
+    r"""One PGD step: :math:`P(\delta + \alpha\, s)` with :math:`s` the sign of the gradient of the summed
+    cross-entropy (l-inf) or the gradient over its per-image l2 norm (l2)."""
+    with torch.enable_grad():
+        delta = delta.detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x + delta).float(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, delta)
+    grad = grad.to(x.dtype)
+    step = grad.sign() if norm == "linf" else grad / _norms(grad).clamp_min(1e-12)
+    return project(delta.detach() + step_size * step, x, norm, eps)

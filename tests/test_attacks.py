@@ -170,3 +170,29 @@ def test_input_errors():
         pgd(net, x, y[:1], eps=0.1)
     with pytest.raises(ValueError, match="2 labels"):
         pgd(net, x, y.float(), eps=0.1)
+
+
+def test_modes_and_running_statistics_restored_when_the_model_raises():
+    net, (x, y) = _net(), _data(4)
+    bn = net[1]
+    stats = [bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()]
+    calls = []
+
+    class Flaky(nn.Module):  # a train-mode forward that updates the statistics, then a failure
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, z):
+            calls.append(1)
+            out = self.net(z)
+            if len(calls) == 2:
+                raise RuntimeError("boom")
+            return out
+
+    model = Flaky().eval()
+    with pytest.raises(RuntimeError, match="boom"):
+        pgd(model, x, y, eps=0.1, steps=3, random_start=False, model_mode="train")
+    assert len(calls) == 2 and not any(m.training for m in model.modules())
+    assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
+    assert torch.equal(bn.num_batches_tracked, stats[2])
