@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 Model = Callable[[torch.Tensor], torch.Tensor]
+Result = TypeVar("Result")
 
 
 def check_model(model: Any, name: str = "model") -> Model:
@@ -126,3 +128,8 @@ def batch_norm(x: torch.Tensor) -> torch.Tensor:
 def bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A per-image vector ``(B,)`` viewed as ``(B, 1, ..., 1)`` against ``like``."""
     return v.view(-1, *([1] * (like.ndim - 1)))
+
+
+def first_image(result: Result) -> Result:
+    """An attack's result dataclass of a batch of one with every field indexed ``[0]`` (a single image's)."""
+    return type(result)(**{f.name: getattr(result, f.name)[0] for f in dataclasses.fields(result)})

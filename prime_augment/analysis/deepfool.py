@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,16 +118,21 @@ def deepfool(
     _utils.check_in_bounds(x, box)
     labels = _utils.check_labels(labels, x.shape[0], "labels", x.device)
     target = _utils.check_labels(target, x.shape[0], "target", x.device)
-    proj = None
-    if subspace is not None:
-        sub = as_subspace(subspace)
-        sub.check_shape(tuple(x.shape[1:]))
-        proj = sub.project
+    proj = _projection(subspace, tuple(x.shape[1:]))
     with _utils.eval_mode(model):
         res = _deepfool(model, x.detach(), labels, target, candidates, overshoot, max_iter, box, proj)
-    if single:
-        res = DeepFoolResult(**{k: v[0] for k, v in res.__dict__.items()})
-    return res
+    return _utils.first_image(res) if single else res
+
+
+def _projection(
+    subspace: Subspace | torch.Tensor | None, shape: tuple[int, ...]
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """:math:`P_S` of ``subspace`` checked against images of ``shape`` ``(C, H, W)``; ``None`` for none."""
+    if subspace is None:
+        return None
+    sub = as_subspace(subspace)
+    sub.check_shape(shape)
+    return sub.project
 
 
 def _input_grads(
@@ -142,23 +148,49 @@ def _input_grads(
     return f.detach(), torch.stack(grads, 1)
 
 
+def _candidates(out0: torch.Tensor, labels: torch.Tensor, candidates: int) -> torch.Tensor:
+    """The classes an untargeted step considers ``(B, k)``: the label first, then the ``k - 1`` other
+    classes with the largest logits ``out0``, ``k = min(candidates, K)``."""
+    k = min(candidates, out0.shape[1])
+    others = out0.scatter(1, labels[:, None], float("-inf")).topk(k - 1, dim=1).indices
+    return torch.cat([labels[:, None], others], 1)
+
+
+def _closest_boundary_step(
+    f: torch.Tensor, g: torch.Tensor, proj: Callable[[torch.Tensor], torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The step to the nearest linearised boundary, from the logits ``f`` ``(A, k)`` of the classes
+    (the current class first) and their gradients ``g`` ``(A, k, ...)``.
+
+    Returns ``(step (A, ...), best (A,))``: :math:`\frac{|f'_{\hat l}|}{\|w'_{\hat l}\|^2} w'_{\hat l}`
+    (zero where every projected gradient difference vanishes) and :math:`\hat l - 1`, the index of the
+    aimed class among the other ``k - 1``.
+    """
+    tiny = torch.finfo(g.dtype).tiny
+    fd = f[:, 1:] - f[:, :1]  # (A, k-1)
+    w = g[:, 1:] - g[:, :1]  # (A, k-1, C, H, W)
+    if proj is not None:
+        w = proj(w.reshape(-1, *w.shape[2:])).reshape(w.shape)
+    wn = w.flatten(2).norm(dim=2)
+    pert = torch.where(wn > 0, fd.abs() / wn.clamp_min(tiny), torch.full_like(fd, float("inf")))
+    best = pert.argmin(1)
+    rows = torch.arange(len(best), device=best.device)
+    coef = fd.abs()[rows, best] / wn[rows, best].square().clamp_min(tiny)
+    coef = torch.where(torch.isfinite(pert[rows, best]), coef, torch.zeros_like(coef))
+    return _utils.bcast(coef, w[:, 0]) * w[rows, best], best
+
+
 def _deepfool(model, x0, labels, target, candidates, overshoot, max_iter, box, proj) -> DeepFoolResult:
     """The batched loop (model already in eval mode, arguments checked)."""
     b = x0.shape[0]
     dev = x0.device
     with torch.no_grad():
         out0 = _utils.logits(model, x0)
-    num_classes = out0.shape[1]
     if labels is None:
         labels = out0.argmax(1)
-    _utils.check_classes(labels, "labels", num_classes)
-    _utils.check_classes(target, "target", num_classes)
-    cand = None
-    if target is None:
-        k = min(candidates, num_classes)
-        others = out0.scatter(1, labels[:, None], float("-inf")).topk(k - 1, dim=1).indices
-        cand = torch.cat([labels[:, None], others], 1)
-
+    _utils.check_classes(labels, "labels", out0.shape[1])
+    _utils.check_classes(target, "target", out0.shape[1])
+    cand = _candidates(out0, labels, candidates) if target is None else None
     r = torch.zeros_like(x0)
     x = x0.clone()
     success = torch.zeros(b, dtype=torch.bool, device=dev)
@@ -166,7 +198,6 @@ def _deepfool(model, x0, labels, target, candidates, overshoot, max_iter, box, p
     aimed = labels.clone() if target is None else target.clone()
     iterations = torch.zeros(b, dtype=torch.long, device=dev)
     active = torch.arange(b, device=dev)
-    tiny = torch.finfo(x0.dtype).tiny
     for it in range(max_iter + 1):
         last = it == max_iter
         xg = x[active].requires_grad_(not last)
@@ -182,26 +213,14 @@ def _deepfool(model, x0, labels, target, candidates, overshoot, max_iter, box, p
         classes = cand[active] if target is None else torch.stack([pred, target[active]], 1)
         with torch.enable_grad():
             f, g = _input_grads(out, xg, classes)
-        f, g, classes, active = f[keep], g[keep], classes[keep], active[keep]
-        fd = f[:, 1:] - f[:, :1]  # (A, k-1)
-        w = g[:, 1:] - g[:, :1]  # (A, k-1, C, H, W)
-        if proj is not None:
-            w = proj(w.reshape(-1, *w.shape[2:])).reshape(w.shape)
-        wn = w.flatten(2).norm(dim=2)
-        pert = torch.where(wn > 0, fd.abs() / wn.clamp_min(tiny), torch.full_like(fd, float("inf")))
-        best = pert.argmin(1)
-        rows = torch.arange(len(best), device=dev)
-        coef = fd.abs()[rows, best] / wn[rows, best].square().clamp_min(tiny)
-        coef = torch.where(torch.isfinite(pert[rows, best]), coef, torch.zeros_like(coef))
-        r[active] += _utils.bcast(coef, w[:, 0]) * w[rows, best]
-        aimed[active] = classes[rows, best + 1]
+        classes, active = classes[keep], active[keep]
+        step, best = _closest_boundary_step(f[keep], g[keep], proj)
+        r[active] += step
+        aimed[active] = classes[torch.arange(len(best), device=dev), best + 1]
         xn = x0[active] + (1 + overshoot) * r[active]
         x[active] = xn if box is None else xn.clamp(*box)
         iterations[active] += 1
-
-    boundary = x0 + r
-    if box is not None:
-        boundary = boundary.clamp(*box)
+    boundary = x0 + r if box is None else (x0 + r).clamp(*box)
     return DeepFoolResult(
         adversarial=x,
         perturbation=x - x0,

@@ -66,6 +66,23 @@ def linear_solver(
         >>> linear_solver(x, w, torch.full((1, 3), 0.75), 0.0, 1.0)   # w.z = 4.5: coordinates 1 then 2
         tensor([[0.0000, 1.0000, 0.7500]])
     """
+    _check_plane(x, normal, point)
+    margin = check_float(margin, "margin", low=0.0)
+    b = x.shape[0]
+    xf = x.reshape(b, -1)
+    w = normal.reshape(b, -1).to(xf.dtype)
+    lo = torch.as_tensor(lower, dtype=xf.dtype, device=x.device).expand_as(x).reshape(b, -1)
+    hi = torch.as_tensor(upper, dtype=xf.dtype, device=x.device).expand_as(x).reshape(b, -1)
+    g0 = (w * (xf - point.reshape(b, -1).to(xf.dtype))).sum(1)
+    side = torch.where(g0 > 0, 1.0, -1.0).to(xf.dtype)
+    direction = -side[:, None] * torch.sign(w)
+    room = torch.where(direction > 0, hi - xf, xf - lo).clamp_min(0)
+    out = xf + direction * _greedy_amounts(g0.abs(), w.abs(), room, margin)
+    return torch.minimum(torch.maximum(out, lo), hi).reshape(x.shape)
+
+
+def _check_plane(x: Any, normal: Any, point: Any) -> None:
+    """Three tensors of one shape ``(B, ...)`` (:func:`linear_solver`'s ``x``, ``normal``, ``point``)."""
     if not all(isinstance(t, torch.Tensor) for t in (x, normal, point)):
         raise TypeError("x, normal and point must be torch.Tensors")
     if normal.shape != x.shape or point.shape != x.shape:
@@ -75,18 +92,17 @@ def linear_solver(
         )
     if x.ndim < 1:
         raise ValueError(f"x must have shape (B, ...), got {tuple(x.shape)}")
-    margin = check_float(margin, "margin", low=0.0)
-    b = x.shape[0]
-    xf = x.reshape(b, -1)
-    w = normal.reshape(b, -1).to(xf.dtype)
-    lo = torch.as_tensor(lower, dtype=xf.dtype, device=x.device).expand_as(x).reshape(b, -1)
-    hi = torch.as_tensor(upper, dtype=xf.dtype, device=x.device).expand_as(x).reshape(b, -1)
-    g0 = (w * (xf - point.reshape(b, -1).to(xf.dtype))).sum(1)
-    side = torch.where(g0 > 0, 1.0, -1.0).to(xf.dtype)
-    need = g0.abs()
-    direction = -side[:, None] * torch.sign(w)
-    room = torch.where(direction > 0, hi - xf, xf - lo).clamp_min(0)
-    aw = w.abs()
+
+
+def _greedy_amounts(need: torch.Tensor, aw: torch.Tensor, room: torch.Tensor, margin: float) -> torch.Tensor:
+    r"""How far the sequential solver moves each coordinate, for the whole batch at once.
+
+    Coordinates are visited by decreasing :math:`|w_d|` (``aw``, ``(B, D)``; ties: lower index first;
+    zeros skipped). With :math:`c_j = |w_j| \mathrm{room}_j` in that order and :math:`C_j = \sum_{i<j}
+    c_i`, coordinate :math:`j` moves iff :math:`C_j <` ``need`` :math:`= |g_0|` ``(B,)``, by
+    :math:`\min(\mathrm{room}_j, (|g_0| + \beta - C_j) / |w_j|)`. Returns ``(B, D)`` amounts
+    :math:`\ge 0` in the original coordinate order.
+    """
     aw_s, order = torch.sort(aw, dim=1, descending=True, stable=True)
     room_s = room.gather(1, order)
     cap = aw_s * room_s
@@ -94,9 +110,7 @@ def linear_solver(
     moved = (before < need[:, None]) & (aw_s > 0)
     step = (need[:, None] + margin - before) / torch.where(aw_s > 0, aw_s, torch.ones_like(aw_s))
     amount_s = torch.where(moved, torch.minimum(room_s, step), torch.zeros_like(step))
-    amount = torch.zeros_like(amount_s).scatter(1, order, amount_s)
-    out = xf + direction * amount
-    return torch.minimum(torch.maximum(out, lo), hi).reshape(x.shape)
+    return torch.zeros_like(amount_s).scatter(1, order, amount_s)
 
 
 @dataclass(frozen=True)
@@ -193,6 +207,35 @@ def sparsefool(
     """
     model = _utils.check_model(model)
     x0, single = _utils.check_images(images)
+    settings = _check_settings(x0, lam, max_iter, overshoot, delta, bounds, candidates,
+                               deepfool_max_iter, deepfool_overshoot, solver_margin)  # fmt: skip
+    labels = _utils.check_labels(labels, x0.shape[0], "labels", x0.device)
+    target = _utils.check_labels(target, x0.shape[0], "target", x0.device)
+    with _utils.eval_mode(model):
+        res = _sparsefool(model, x0.detach(), labels, target, settings)
+    return _utils.first_image(res) if single else res
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The checked hyper-parameters of :func:`sparsefool` (``box``: its ``bounds``)."""
+
+    lam: float
+    max_iter: int
+    overshoot: float
+    delta: float | None
+    box: tuple[float, float]
+    candidates: int
+    deepfool_max_iter: int
+    deepfool_overshoot: float
+    solver_margin: float
+
+
+def _check_settings(
+    x0, lam, max_iter, overshoot, delta, bounds, candidates, deepfool_max_iter, deepfool_overshoot,
+    solver_margin,
+) -> _Settings:  # fmt: skip
+    """:func:`sparsefool`'s hyper-parameters checked in order (``x0`` must lie in ``bounds``)."""
     lam = check_float(lam, "lam", low=1.0)
     max_iter = check_int(max_iter, "max_iter", low=1)
     overshoot = check_float(overshoot, "overshoot", low=0.0)
@@ -202,21 +245,17 @@ def sparsefool(
     if box is None:
         raise TypeError("bounds must be a pair (low, high) for SparseFool (the box is part of the method)")
     _utils.check_in_bounds(x0, box)
-    candidates = check_int(candidates, "candidates", low=2)
-    deepfool_max_iter = check_int(deepfool_max_iter, "deepfool_max_iter", low=1)
-    deepfool_overshoot = check_float(deepfool_overshoot, "deepfool_overshoot", low=0.0)
-    solver_margin = check_float(solver_margin, "solver_margin", low=0.0)
-    labels = _utils.check_labels(labels, x0.shape[0], "labels", x0.device)
-    target = _utils.check_labels(target, x0.shape[0], "target", x0.device)
-    x0 = x0.detach()
-    with _utils.eval_mode(model):
-        res = _sparsefool(
-            model, x0, labels, target, lam, max_iter, overshoot, delta, box, candidates,
-            deepfool_max_iter, deepfool_overshoot, solver_margin,
-        )  # fmt: skip
-    if single:
-        res = SparseFoolResult(**{k: v[0] for k, v in res.__dict__.items()})
-    return res
+    return _Settings(
+        lam=lam,
+        max_iter=max_iter,
+        overshoot=overshoot,
+        delta=delta,
+        box=box,
+        candidates=check_int(candidates, "candidates", low=2),
+        deepfool_max_iter=check_int(deepfool_max_iter, "deepfool_max_iter", low=1),
+        deepfool_overshoot=check_float(deepfool_overshoot, "deepfool_overshoot", low=0.0),
+        solver_margin=check_float(solver_margin, "solver_margin", low=0.0),
+    )
 
 
 def _normals(model, xb: torch.Tensor, adv: torch.Tensor, orig: torch.Tensor | None) -> torch.Tensor:
@@ -235,45 +274,55 @@ def _normals(model, xb: torch.Tensor, adv: torch.Tensor, orig: torch.Tensor | No
     return w / _utils.bcast(torch.where(n > 0, n, torch.ones_like(n)), w)
 
 
-def _sparsefool(
-    model, x0, labels, target, lam, max_iter, overshoot, delta, box, candidates,
-    df_max_iter, df_overshoot, margin,
-) -> SparseFoolResult:  # fmt: skip
-    b = x0.shape[0]
-    dev = x0.device
+def _box(
+    x0: torch.Tensor, box: tuple[float, float], delta: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The bounds ``(lo, hi)`` of :math:`Q = [l, u] \cap [x - \delta, x + \delta]`, each like ``x0``."""
+    lo = torch.full_like(x0, box[0])
+    hi = torch.full_like(x0, box[1])
+    if delta is not None:
+        lo = torch.maximum(lo, x0 - delta)
+        hi = torch.minimum(hi, x0 + delta)
+    return lo, hi
+
+
+def _linear_step(model, x, labels, target, lo, hi, s: _Settings) -> torch.Tensor:
+    r"""One outer iteration: DeepFool from ``x`` to the boundary :math:`x_B`, then the l1 step
+    :math:`\mathrm{LinearSolver}(x, w, x + \lambda (x_B - x), [lo, hi])` across it."""
+    df = _deepfool(
+        model, x, labels, target, s.candidates, s.deepfool_overshoot, s.deepfool_max_iter, None, None
+    )
+    # the class across the boundary: the one reached, else the one the last step aimed at
+    adv = torch.where(df.success, df.adversarial_label, df.boundary_label) if target is None else target
+    w = _normals(model, df.boundary, adv, labels if target is None else None)
+    point = x + s.lam * (df.boundary - x)
+    return linear_solver(x, w, point, lo, hi, margin=s.solver_margin)
+
+
+def _sparsefool(model, x0, labels, target, s: _Settings) -> SparseFoolResult:
+    """The batched loop (model already in eval mode, arguments checked)."""
     with torch.no_grad():
         out0 = _utils.logits(model, x0)
     if labels is None:
         labels = out0.argmax(1)
     _utils.check_classes(labels, "labels", out0.shape[1])
     _utils.check_classes(target, "target", out0.shape[1])
-    lo = torch.full_like(x0, box[0])
-    hi = torch.full_like(x0, box[1])
-    if delta is not None:
-        lo = torch.maximum(lo, x0 - delta)
-        hi = torch.minimum(hi, x0 + delta)
+    lo, hi = _box(x0, s.box, s.delta)
     pred0 = out0.argmax(1)
-    done = pred0 != labels if target is None else pred0 == target
-    success = done.clone()
+    success = pred0 != labels if target is None else pred0 == target
     adv_label = pred0.clone()
     fool = x0.clone()
     xi = x0.clone()
-    iterations = torch.zeros(b, dtype=torch.long, device=dev)
-    active = (~done).nonzero().flatten()
-    for _ in range(max_iter):
+    iterations = torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device)
+    active = (~success).nonzero().flatten()
+    for _ in range(s.max_iter):
         if active.numel() == 0:
             break
-        xa, la = xi[active], labels[active]
-        ta = None if target is None else target[active]
-        df = _deepfool(model, xa, la, ta, candidates, df_overshoot, df_max_iter, None, None)
-        # the class across the boundary: the one reached, else the one the last step aimed at
-        adv = torch.where(df.success, df.adversarial_label, df.boundary_label) if ta is None else ta
-        w = _normals(model, df.boundary, adv, la if ta is None else None)
-        point = xa + lam * (df.boundary - xa)
-        xn = linear_solver(xa, w, point, lo[active], hi[active], margin=margin)
+        la, ta = labels[active], None if target is None else target[active]
+        xn = _linear_step(model, xi[active], la, ta, lo[active], hi[active], s)
         xi[active] = xn
         x0a = x0[active]
-        cand = torch.minimum(torch.maximum(x0a + (1 + overshoot) * (xn - x0a), lo[active]), hi[active])
+        cand = torch.minimum(torch.maximum(x0a + (1 + s.overshoot) * (xn - x0a), lo[active]), hi[active])
         with torch.no_grad():
             pred = _utils.logits(model, cand).argmax(1)
         fooled = pred != la if target is None else pred == ta
