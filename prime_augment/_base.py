@@ -166,15 +166,6 @@ class RandomPrimitive(v2.Transform):
         """Apply the op to a float batch ``(B, C, H, W)`` with the given parameters."""
         raise NotImplementedError
 
-    def _apply_uint8(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """Optional exact path for a uint8 batch; ``None`` means: convert to float and use :meth:`apply`."""
-        return None
-
-    def _apply_levels(self, levels: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """Optional exact path from integer levels: ``apply(levels / 255)`` as float32 from an int64
-        batch of values ``0..255``; ``None`` means: not available (the caller uses :meth:`apply`)."""
-        return None
-
     # ----------------------------------------------------------------- sampling glue
     def sample_params(
         self,
@@ -221,15 +212,9 @@ class RandomPrimitive(v2.Transform):
             return inpt
         if not params:  # strength 0: exactly the identity, as a new object
             return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
-        batch = _inputs.to_batch(inpt, keep_uint8=True)
+        batch = _inputs.to_batch(inpt)  # uint8 and PIL as float32 in [0, 1], rounded back by restore
         params = repeat_params(params, batch.frames)  # a video's frames share its draw
-        if batch.uint8:
-            out = self._apply_uint8(batch.data, params)
-            if out is None:
-                out = self.apply(batch.data.to(torch.float32) / 255.0, params)
-        else:
-            out = self.apply(batch.data, params)
-        return batch.restore(out)
+        return batch.restore(self.apply(batch.data, params))
 
     def _transform_mask(self, mask: tv_tensors.Mask, params: dict[str, Any]) -> tv_tensors.Mask:
         raise NotImplementedError  # pragma: no cover - geometric subclasses implement it

@@ -44,9 +44,8 @@ def describe(inpt: Any) -> str:
 class Batch:
     """A float image batch ``(B, C, H, W)`` and how to turn a result back into the input's type."""
 
-    data: torch.Tensor  # (B, C, H, W) in the compute dtype (float32 or float64), or the raw uint8
+    data: torch.Tensor  # (B, C, H, W) in the compute dtype (float32 or float64)
     restore: Callable[[torch.Tensor], Any]
-    uint8: bool
     #: consecutive images of ``data`` that share one draw (the frames of a video), 1 for images
     frames: int = 1
 
@@ -85,10 +84,10 @@ def check_tensor(t: torch.Tensor, name: str = "image") -> None:
         )
 
 
-def to_batch(inpt: Any, *, keep_uint8: bool = False) -> Batch:
+def to_batch(inpt: Any) -> Batch:
     """Convert an image input to a ``(B, C, H, W)`` batch.
 
-    uint8 becomes float32 in ``[0, 1]`` (or stays uint8 with ``keep_uint8``); float16/bfloat16 are
+    uint8 (and PIL) becomes float32 in ``[0, 1]``, rounded back to uint8 by ``restore``; float16/bfloat16 are
     computed in float32; float32/float64 as they are, except that ``+Inf`` and ``-Inf`` are read as
     1 and 0 (``NaN`` is kept). A ``tv_tensors.Video`` ``(..., T, C, H, W)`` gives its frames as
     consecutive images (``frames = T``). ``restore`` gives back the input's type, dtype, leading shape
@@ -98,15 +97,15 @@ def to_batch(inpt: Any, *, keep_uint8: bool = False) -> Batch:
         check_pil(inpt)
         mode = inpt.mode
         return _tensor_batch(
-            TF.pil_to_tensor(inpt), keep_uint8, lambda out: TF.to_pil_image(_to_uint8(out)[0], mode=mode)
+            TF.pil_to_tensor(inpt), lambda out: TF.to_pil_image(_to_uint8(out)[0], mode=mode)
         )
     if isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
         plain = inpt.as_subclass(torch.Tensor)
-        inner = _tensor_batch(plain, keep_uint8, None)
+        inner = _tensor_batch(plain)
         restore = lambda out: tv_tensors.wrap(inner.restore(out), like=inpt)  # noqa: E731
-        return Batch(inner.data, restore, inner.uint8, frames(inpt))
+        return Batch(inner.data, restore, frames(inpt))
     if isinstance(inpt, torch.Tensor):
-        return _tensor_batch(inpt, keep_uint8, None)
+        return _tensor_batch(inpt)
     raise TypeError(f"expected a PIL image or a tensor, got {describe(inpt)}")
 
 
@@ -117,14 +116,14 @@ def _to_uint8(out: torch.Tensor) -> torch.Tensor:
     return (out.to(torch.float32) * 255.0).round_().clamp_(0, 255).to(torch.int16).to(torch.uint8)
 
 
-def _tensor_batch(t: torch.Tensor, keep_uint8: bool, final: Callable[[torch.Tensor], Any] | None) -> Batch:
+def _tensor_batch(t: torch.Tensor, final: Callable[[torch.Tensor], Any] | None = None) -> Batch:
     check_tensor(t)
     shape, dtype = t.shape, t.dtype
     xb = t.reshape(math.prod(shape[:-3]), *shape[-3:])  # (not -1: a C, H or W of 0 is allowed)
     uint8 = dtype == torch.uint8
-    if uint8 and not keep_uint8:
+    if uint8:
         xb = xb.to(torch.float32) / 255.0
-    elif not uint8:
+    else:
         # the one behaviour of every transform on non-finite values: +-Inf read as 1 and 0, NaN kept
         # (a saturated pixel; the series of the color map would turn an infinity into NaN)
         xb = torch.nan_to_num(xb.to(torch.float32) if dtype in (torch.float16, torch.bfloat16) else xb,
@@ -134,4 +133,4 @@ def _tensor_batch(t: torch.Tensor, keep_uint8: bool, final: Callable[[torch.Tens
         res = (_to_uint8(out) if uint8 else out.to(dtype)).reshape(shape)
         return res if final is None else final(res.reshape(-1, *shape[-3:]))
 
-    return Batch(xb, restore, uint8 and keep_uint8)
+    return Batch(xb, restore)

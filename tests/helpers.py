@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from prime_augment import PRIME, RandomDiffeomorphism, RandomSineColor, RandomSpectralFilter
+from prime_augment._plan import Plan, Step
 
 
 def rand_images(*shape: int, seed: int = 0, device: str = "cpu", dtype=torch.float32) -> torch.Tensor:
@@ -42,24 +43,32 @@ PRIMITIVES = {
 
 
 def slice_params(params: dict, i: int, batch_size: int | None = None) -> dict:
-    """The parameters of image ``i`` alone (a batch of one), for a primitive or a PRIME plan."""
-    if "steps" not in params:
+    """The parameters of image ``i`` alone (a batch of one), for a primitive or a PRIME call's
+    ``{"plan": Plan}`` (written here independently of ``Plan.slice``, which the tests check against it)."""
+    if "plan" not in params:
         return {k: v[i : i + 1] for k, v in params.items()}
-    b = batch_size if batch_size is not None else params["mix"].shape[0]
+    plan = params["plan"]
+    b = batch_size if batch_size is not None else plan.mix.shape[0]
     steps = []
-    for step in params["steps"]:
-        new = {}
-        for op_id, entry in step.items():
-            keep = (entry["index"] % b) == i
-            if bool(keep.any()):
-                new[op_id] = {
-                    "index": entry["index"][keep] // b,
-                    "params": {k: v[keep] for k, v in entry["params"].items()},
-                }
-        steps.append(new)
-    return {
-        "weights": params["weights"][i : i + 1],
-        "mix": params["mix"][i : i + 1],
-        "ops": params["ops"][:, :, i : i + 1],
-        "steps": steps,
-    }
+    for step in plan.steps:
+        rows = [r for r, j in enumerate(step.index.tolist()) if j % b == i]
+        if rows:
+            keep = torch.tensor(rows, dtype=torch.int64)
+            index = step.index[keep] // b
+            steps.append(Step(step.depth, step.op, index, {k: v[keep] for k, v in step.params.items()}))
+    one = Plan(plan.weights[i : i + 1], plan.mix[i : i + 1], plan.ops[:, :, i : i + 1], tuple(steps))
+    return {"plan": one}
+
+
+def tensors_of(params) -> list[torch.Tensor]:
+    """Every tensor of a primitive's parameters or a ``{"plan": Plan}`` (depth first)."""
+    if isinstance(params, torch.Tensor):
+        return [params]
+    if isinstance(params, Plan):
+        return [params.weights, params.mix, params.ops, *(t for s in params.steps for t in tensors_of(s))]
+    if isinstance(params, Step):
+        return [params.index, *tensors_of(params.params)]
+    if isinstance(params, dict):
+        return [t for v in params.values() for t in tensors_of(v)]
+    return []
+

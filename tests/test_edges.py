@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from helpers import rand_images
+from helpers import rand_images, tensors_of
 from torchvision import tv_tensors
 
 from prime_augment import PRIME, AugmentCollate, RandomDiffeomorphism, RandomSineColor, RandomSpectralFilter
@@ -190,11 +190,7 @@ def test_a_single_video_and_a_plain_replay(name):
 
 
 def _tensors(params):
-    for v in params.values():
-        if isinstance(v, torch.Tensor):
-            yield v
-        elif isinstance(v, dict):
-            yield from _tensors(v)
+    return iter(tensors_of(params))
 
 
 # -------------------------------------------------------------------------------------- torch.compile

@@ -192,8 +192,12 @@ def test_compile_friendly_module_params(name):
     """Parameters live on the input's device and have one row per image."""
     t = make(name)
     p = t.make_params([rand_images(3, 3, 16, 16)])
-    flat = [v for v in p.values() if isinstance(v, torch.Tensor)]
-    assert flat and all(v.shape[0] == 3 or v.shape[-1] == 3 for v in flat)
+    if "plan" in p:  # PRIME: per-image draws of weights, mix and operations
+        plan = p["plan"]
+        flat = [plan.weights, plan.mix, plan.ops.movedim(2, 0)]
+    else:
+        flat = list(p.values())
+    assert flat and all(v.shape[0] == 3 for v in flat)
 
 
 @pytest.mark.cuda
