@@ -3,9 +3,8 @@
     python benchmarks/cpu_breakdown.py [--calls 300] [--out benchmarks/results/cpu_breakdown.json]
 
 For each image size (uint8 ``(3, H, W)`` input, CIFAR preset at 32x32, ImageNet preset at 224x224)
-PRIME runs ``--calls`` times with every primitive's ``sample`` and ``apply`` (and the color map's
-exact first-step path from uint8 levels) timed inside the call, so the shares add up to the whole
-call. Costs vary with the random parameters (a diffeomorphism's cost grows with its cut), so the
+PRIME runs ``--calls`` times with every primitive's ``sample`` and ``apply`` timed inside the call,
+so the shares add up to the whole call. Costs vary with the random parameters (a diffeomorphism's cost grows with its cut), so the
 table reports **means**: per PRIME call, the number of calls of each part per PRIME call (a part's
 call serves all the chains that drew it at one step: 3 chains x 3 steps x 1/4 = 2.25 applications of
 each primitive per image on average), per call of the part, and torchvision's v2 AugMix on the same
@@ -31,18 +30,16 @@ from prime_augment import PRIME
 
 
 def _instrument(prime: PRIME, totals: dict[str, float], counts: dict[str, int]) -> None:
-    """Wrap each primitive's sample / apply / _apply_levels of ``prime`` with timers."""
+    """Wrap each primitive's sample and apply of ``prime`` with timers."""
     for op, name in zip(prime.ops, prime.primitives, strict=True):
-        parts = (("sample", "sample"), ("apply", "apply"), ("_apply_levels", "first step (uint8)"))
-        for method, label in parts:
+        for method in ("sample", "apply"):
             inner = getattr(op, method)
 
-            def timed(*args, _inner=inner, _key=f"{name}: {label}", **kwargs):
+            def timed(*args, _inner=inner, _key=f"{name}: {method}", **kwargs):
                 t0 = time.perf_counter()
                 out = _inner(*args, **kwargs)
-                if out is not None:  # _apply_levels answers None where it has no exact path
-                    totals[_key] += time.perf_counter() - t0
-                    counts[_key] += 1
+                totals[_key] += time.perf_counter() - t0
+                counts[_key] += 1
                 return out
 
             setattr(op, method, timed)
