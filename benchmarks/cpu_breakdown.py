@@ -4,12 +4,12 @@
 
 For each image size (uint8 ``(3, H, W)`` input, CIFAR preset at 32x32, ImageNet preset at 224x224)
 PRIME runs ``--calls`` times with every primitive's ``sample`` and ``apply`` timed inside the call,
-so the shares add up to the whole call. Costs vary with the random parameters (a diffeomorphism's cost grows with its cut), so the
-table reports **means**: per PRIME call, the number of calls of each part per PRIME call (a part's
-call serves all the chains that drew it at one step: 3 chains x 3 steps x 1/4 = 2.25 applications of
-each primitive per image on average), per call of the part, and torchvision's v2 AugMix on the same
-image in the same run (alternating blocks). The rest ("PRIME bookkeeping") is the plan, the chains'
-bookkeeping, the mix and the uint8 conversions.
+so the shares add up to the whole call. Costs vary with the random parameters (a diffeomorphism's
+cost grows with its cut), so the table reports **means**: per PRIME call, the number of calls of
+each part per PRIME call (a part's call serves all the chains that drew it at one step: 3 chains x 3
+steps x 1/4 = 2.25 applications of each primitive per image on average), per call of the part, and
+torchvision's v2 AugMix on the same image in the same run (alternating blocks). The rest ("PRIME
+bookkeeping") is the plan, the chains' bookkeeping, the mix and the uint8 conversions.
 """
 
 from __future__ import annotations
