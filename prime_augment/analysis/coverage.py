@@ -204,6 +204,26 @@ def coverage(
         >>> round(r.coverage, 6)                      # the augmentation produces exactly the corruption
         0.0
     """
+    _check_corruptions(images, corruptions)
+    num_samples = check_int(num_samples, "num_samples", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    chunks = range(0, images.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="coverage", unit="chunk")
+    with _utils.eval_mode(embed), torch.no_grad():
+        mins = [
+            _min_distances(embed, images, augment, corruptions, slice(i, i + batch_size), num_samples)
+            for i in chunks
+        ]
+    md = torch.cat(mins, 1) if mins else torch.zeros(len(corruptions), 0)
+    per = md.mean(1)
+    return CoverageResult(list(corruptions), md, per, float(per.mean()))
+
+
+def _check_corruptions(images: torch.Tensor, corruptions: Mapping[str, torch.Tensor | Images]) -> None:
+    """``images``: ``(N, C, H, W)``; ``corruptions``: a non-empty mapping to such tensors or to callables."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(f"images must be a (N, C, H, W) tensor, got {images!r:.60}")
     if not isinstance(corruptions, Mapping) or not corruptions:
@@ -217,30 +237,28 @@ def coverage(
                 )
         elif not callable(c):
             raise TypeError(f"corruptions[{name!r}] must be a tensor or a callable, got {type(c).__name__}")
-    num_samples = check_int(num_samples, "num_samples", low=1)
-    batch_size = check_int(batch_size, "batch_size", low=1)
-    names = list(corruptions)
-    n = images.shape[0]
-    chunks = range(0, n, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc="coverage", unit="chunk")
-    mins = []
-    with _utils.eval_mode(embed), torch.no_grad():
-        for i in chunks:
-            x = _as_float(images[i : i + batch_size])
-            aug = augmentation_embeddings(embed, x, augment, num_samples)  # (b, T, E)
-            corr = []
-            for name in names:
-                c = corruptions[name]
-                xc = _as_float(c[i : i + batch_size], x.device) if isinstance(c, torch.Tensor) else c(x)
-                corr.append(_embed(embed, xc))
-            d = cosine_distances(aug, torch.stack(corr, 1))  # (b, T, M)
-            mins.append(d.amin(1).T)  # (M, b)
-    md = torch.cat(mins, 1) if mins else torch.zeros(len(names), 0)
-    per = md.mean(1)
-    return CoverageResult(names, md, per, float(per.mean()))
+
+def _min_distances(
+    embed: Images,
+    images: torch.Tensor,
+    augment: Images,
+    corruptions: Mapping[str, torch.Tensor | Images],
+    rows: slice,
+    num_samples: int,
+) -> torch.Tensor:
+    r"""The terms :math:`\min_t d(\phi(a_t(x_n)), \phi(c_m(x_n)))` of Eq. 5.8 for ``images[rows]``.
+
+    Shape:
+        ``(M, b)``: one row per corruption, one column per image of the chunk.
+    """
+    x = _as_float(images[rows])
+    aug = augmentation_embeddings(embed, x, augment, num_samples)  # (b, T, E)
+    corr = [
+        _embed(embed, _as_float(c[rows], x.device) if isinstance(c, torch.Tensor) else c(x))
+        for c in corruptions.values()
+    ]
+    return cosine_distances(aug, torch.stack(corr, 1)).amin(1).T  # (b, T, M) -> (M, b)
 
 
 def embedding_pca(embeddings: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -171,33 +171,59 @@ def transferability(
     if y is None:
         raise TypeError("labels must be given (the true classes)")
     batch_size = check_int(batch_size, "batch_size", low=1)
-    attack = attack or _sparsefool_attack
+    keep = _correct_on_all(models, x, y, batch_size)
     names = list(models)
-    correct = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    for m in models.values():
-        correct &= predict(m, x, batch_size=batch_size) == y
-    keep = correct.nonzero().flatten()
-    xk, yk = x[keep], y[keep]
-    n = len(keep)
-    rate, rate_all, src_rate, pixels = [], [], {}, {}
-    for src in names:
-        adv = torch.cat(
-            [attack(models[src], xk[i : i + batch_size], yk[i : i + batch_size]).detach()
-             for i in _bar(range(0, n, batch_size), progress, f"attack on {src}")]
-        ) if n else xk.clone()  # fmt: skip
-        fooled = {t: predict(models[t], adv, batch_size=batch_size) != yk for t in names}
-        ok = fooled[src]
-        src_rate[src] = 100.0 * float(ok.float().mean()) if n else None
-        pixels[src] = summarize_attack((adv - xk).cpu(), ok.cpu())["median_pixels_pct"]
-        k = int(ok.sum())
-        rate.append([100.0 * float(fooled[t][ok].float().mean()) if k else None for t in names])
-        rate_all.append([100.0 * float(fooled[t].float().mean()) if n else None for t in names])
+    rows = [
+        _transfer_from(models, src, x[keep], y[keep], attack or _sparsefool_attack, batch_size, progress)
+        for src in names
+    ]
     return {
         "models": names,
         "indices": keep.tolist(),
-        "images": n,
-        "source_fooling_rate": src_rate,
-        "median_pixels_pct": pixels,
-        "fooling_rate": rate,
-        "fooling_rate_all": rate_all,
+        "images": len(keep),
+        "source_fooling_rate": {src: row["source"] for src, row in zip(names, rows, strict=True)},
+        "median_pixels_pct": {src: row["pixels"] for src, row in zip(names, rows, strict=True)},
+        "fooling_rate": [row["fooled"] for row in rows],
+        "fooling_rate_all": [row["fooled_all"] for row in rows],
+    }
+
+
+def _correct_on_all(
+    models: Mapping[str, Any], x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    """The indices ``(N,)`` of the images that every model classifies as ``y``."""
+    correct = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    for m in models.values():
+        correct &= predict(m, x, batch_size=batch_size) == y
+    return correct.nonzero().flatten()
+
+
+def _transfer_from(
+    models: Mapping[str, Any],
+    src: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: Attack,
+    batch_size: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Adversarials of ``x`` crafted on ``models[src]`` and how often they fool each model (in %).
+
+    Returns ``source`` (% fooled on the source; ``None`` without images), ``pixels`` (the median share
+    of changed pixels of the fooled ones), ``fooled`` (per target, % of the images fooled on the source;
+    ``None`` where none was) and ``fooled_all`` (per target, % of all images).
+    """
+    n = len(x)
+    adv = torch.cat(
+        [attack(models[src], x[i : i + batch_size], y[i : i + batch_size]).detach()
+         for i in _bar(range(0, n, batch_size), progress, f"attack on {src}")]
+    ) if n else x.clone()  # fmt: skip
+    fooled = {t: predict(models[t], adv, batch_size=batch_size) != y for t in models}
+    ok = fooled[src]
+    k = int(ok.sum())
+    return {
+        "source": 100.0 * float(ok.float().mean()) if n else None,
+        "pixels": summarize_attack((adv - x).cpu(), ok.cpu())["median_pixels_pct"],
+        "fooled": [100.0 * float(fooled[t][ok].float().mean()) if k else None for t in models],
+        "fooled_all": [100.0 * float(fooled[t].float().mean()) if n else None for t in models],
     }
