@@ -30,7 +30,7 @@ import torch
 
 from prime_augment.analysis import deepfool, plot_attack_comparison, sparsefool, summarize_attack
 from prime_augment.recipes import _common
-from prime_augment.recipes._analysis_cli import Setup, new_parser
+from prime_augment.recipes.studies._analysis_cli import Setup, new_parser
 
 
 def _torchattacks():

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import environment, print_table, time_ms, write_json
 
 from prime_augment import PRIME
-from prime_augment.recipes.models import build_model
+from prime_augment.recipes.benchmark.models import build_model
 
 
 def main(argv=None) -> int:

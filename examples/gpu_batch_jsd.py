@@ -18,7 +18,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from prime_augment import PRIME, JSDLoss, jsd_views
-from prime_augment.recipes.models import build_model
+from prime_augment.recipes.benchmark.models import build_model
 
 
 def main(argv=None) -> int:

@@ -18,8 +18,8 @@ import argparse
 import torch
 
 from prime_augment.analysis import dct_diagonal_subspaces, plot_margins, random_subspace, subspace_margins
-from prime_augment.recipes.demo import demo_images
-from prime_augment.recipes.models import build_model, load_model
+from prime_augment.recipes.benchmark.models import build_model, load_model
+from prime_augment.recipes.showcase.demo import demo_images
 
 
 def main(argv=None) -> int:

@@ -19,8 +19,8 @@ import time
 import torch
 
 from prime_augment.analysis import plot_examples, sparsefool, summarize_attack
-from prime_augment.recipes.demo import demo_images
-from prime_augment.recipes.models import build_model, load_model
+from prime_augment.recipes.benchmark.models import build_model, load_model
+from prime_augment.recipes.showcase.demo import demo_images
 
 
 def main(argv=None) -> int:

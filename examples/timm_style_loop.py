@@ -10,8 +10,9 @@ as ``timm.loss.JsdCrossEntropy`` does, so it replaces it in an existing timm scr
 the device batch (``jsd_views``), one independent draw per image and view.
 
 ``--model`` is a timm model name when timm is installed (``timm.create_model``), else one of the
-architectures of ``prime_augment.recipes.models`` (``resnet18``, ``resnet50``, ``cifar_resnet8``, ...);
-the input normalisation is part of the model either way, so the model takes images in ``[0, 1]``.
+architectures of ``prime_augment.recipes.benchmark.models`` (``resnet18``, ``resnet50``,
+``cifar_resnet8``, ...); the input normalisation is part of the model either way, so the model takes
+images in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from prime_augment import PRIME, JSDLoss, jsd_views
-from prime_augment.recipes.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Classifier, build_model
+from prime_augment.recipes.benchmark.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, Classifier, build_model
 
 
 def create_model(name: str, num_classes: int) -> torch.nn.Module:

@@ -12,10 +12,10 @@ from PIL import Image
 
 from prime_augment import cli
 from prime_augment.recipes import _common
-from prime_augment.recipes import coverage as coverage_cmd
-from prime_augment.recipes import margins as margins_cmd
-from prime_augment.recipes import sparsefool as sparsefool_cmd
-from prime_augment.recipes.models import build_model, model_record
+from prime_augment.recipes.benchmark.models import build_model, model_record
+from prime_augment.recipes.studies import coverage as coverage_cmd
+from prime_augment.recipes.studies import margins as margins_cmd
+from prime_augment.recipes.studies import sparsefool as sparsefool_cmd
 
 N, SIZE, CLASSES = 10, 16, 3
 
@@ -154,7 +154,7 @@ def test_help_has_an_example(mod):
 
 def test_default_selection_is_a_seeded_random_order_not_the_file_order(files, tmp_path):
     """Data files are often sorted by class: by default the images are drawn in a seeded random order."""
-    from prime_augment.recipes._analysis_cli import Setup, new_parser
+    from prime_augment.recipes.studies._analysis_cli import Setup, new_parser
 
     def picked(extra):
         parser = new_parser("x", "test", "Example: x")

@@ -119,7 +119,7 @@ def test_cosine_distances():
 
 
 def test_penultimate_features_of_a_recipe_model():
-    from prime_augment.recipes.models import build_model
+    from prime_augment.recipes.benchmark.models import build_model
 
     model = build_model("resnet18", 4).eval()
     e = PenultimateFeatures(model)(rand(2, 3, 32, 32))

@@ -34,9 +34,9 @@ from prime_augment.analysis import (
     transferability,
 )
 from prime_augment.recipes import _common
-from prime_augment.recipes import margin_studies as studies
-from prime_augment.recipes import sparsefool as sparsefool_cmd
-from prime_augment.recipes.models import build_model, load_model, model_record
+from prime_augment.recipes.benchmark.models import build_model, load_model, model_record
+from prime_augment.recipes.studies import margin_studies as studies
+from prime_augment.recipes.studies import sparsefool as sparsefool_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 

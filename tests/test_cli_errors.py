@@ -25,7 +25,7 @@ from recipes_fixtures import npy_corruptions, numpy_dataset
 
 from prime_augment.cli import COMMANDS
 from prime_augment.cli import main as cli_main
-from prime_augment.recipes import train
+from prime_augment.recipes.benchmark import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [
@@ -204,7 +204,7 @@ def test_help_is_plain_text(command, capsys):
 
 
 def test_a_genuine_bug_keeps_its_traceback(monkeypatch):
-    from prime_augment.recipes import sweep
+    from prime_augment.recipes.studies import sweep
 
     def broken(argv):
         raise ZeroDivisionError("a bug")

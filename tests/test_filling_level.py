@@ -13,21 +13,21 @@ import pytest
 import torch
 from PIL import Image
 
-from prime_augment.recipes import containers, filling_level, filling_level_sweep
-from prime_augment.recipes.containers import (
+from prime_augment.recipes.benchmark.models import build_model, load_model
+from prime_augment.recipes.studies import containers, filling_level, filling_level_sweep
+from prime_augment.recipes.studies.containers import (
     LEVELS,
     ManifestError,
     make_containers,
     read_manifest,
     render_container,
 )
-from prime_augment.recipes.filling_level import (
+from prime_augment.recipes.studies.filling_level import (
     balanced_sampler,
     carve_validation,
     freeze_blocks,
     network_blocks,
 )
-from prime_augment.recipes.models import build_model, load_model
 
 SHAPES, COLOURS = ("tumbler", "bottle", "wine"), ("clear", "red", "amber")
 RUN = [

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from prime_augment import cli
-from prime_augment.recipes import demo, gallery, preview
+from prime_augment.recipes.showcase import demo, gallery, preview
 
 
 # ---------------------------------------------------------------------------------------------- help
@@ -152,7 +152,7 @@ def test_corrupt_live_and_paired_interval():
     x = demo.load_demo_data().test_images[:12]
     out, sev = demo.corrupt_live(x, ["contrast", "gaussian_noise"], seed=3)
     assert sev.tolist() == [1, 2, 3, 4, 5] * 2 + [1, 2]
-    from prime_augment.recipes.corruptions import apply_corruption
+    from prime_augment.recipes.benchmark.corruptions import apply_corruption
 
     for s in range(1, 6):  # image i at severity 1 + i mod 5, each severity its own seeded call
         idx = np.flatnonzero(sev == s)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prime_augment.recipes.engine import Augmentation
-from prime_augment.recipes.public_prime import PublicPRIME
+from prime_augment.recipes.benchmark.engine import Augmentation
+from prime_augment.recipes.benchmark.public_prime import PublicPRIME
 
 
 def test_public_fir_tap_shifts_the_image_by_one_pixel():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from recipes_fixtures import class_images, image_folder, numpy_dataset
 
-from prime_augment.recipes import _cifar10c, corruptions, sweep
-from prime_augment.recipes.corruptions import (
+from prime_augment.recipes.benchmark import _cifar10c, corruptions
+from prime_augment.recipes.benchmark.corruptions import (
     BUILTIN_CORRUPTIONS,
     apply_corruption,
     available_corruptions,
@@ -17,7 +17,8 @@ from prime_augment.recipes.corruptions import (
     make_corruption_set,
     to_uint8,
 )
-from prime_augment.recipes.data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, NpyCorruptions
+from prime_augment.recipes.benchmark.data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, NpyCorruptions
+from prime_augment.recipes.studies import sweep
 
 needs_imagecorruptions = pytest.mark.skipif(
     load_imagecorruptions() is None, reason="the optional imagecorruptions package is not usable"

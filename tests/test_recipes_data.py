@@ -9,7 +9,7 @@ import pytest
 import torch
 from recipes_fixtures import class_images, image_folder, npy_corruptions, numpy_dataset, write_pngs
 
-from prime_augment.recipes.data import (
+from prime_augment.recipes.benchmark.data import (
     ArrayDataset,
     FolderCorruptions,
     NpyCorruptions,

@@ -10,10 +10,10 @@ import torch
 from recipes_fixtures import class_images, image_folder, npy_corruptions, numpy_dataset, write_pngs
 from torch import nn
 
-from prime_augment.recipes import evaluate, train
-from prime_augment.recipes.corruptions import make_corruption_set
-from prime_augment.recipes.data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, ArrayDataset
-from prime_augment.recipes.evaluate import (
+from prime_augment.recipes.benchmark import evaluate, train
+from prime_augment.recipes.benchmark.corruptions import make_corruption_set
+from prime_augment.recipes.benchmark.data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, ArrayDataset
+from prime_augment.recipes.benchmark.evaluate import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS,
     MixedStatsBatchNorm,

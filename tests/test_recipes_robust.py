@@ -19,11 +19,16 @@ from torch.utils.data import ConcatDataset
 
 from prime_augment import PRIME
 from prime_augment.analysis import dct2, dct_low_pass
-from prime_augment.recipes import evaluate, filling_level, filling_level_sweep, train
-from prime_augment.recipes.containers import make_containers
-from prime_augment.recipes.data import ArrayDataset, build_data, union_train_set
-from prime_augment.recipes.engine import Adversarial, Augmentation, TrainConfig, Trainer, seed_everything
-from prime_augment.recipes.models import (
+from prime_augment.recipes.benchmark import evaluate, train
+from prime_augment.recipes.benchmark.data import ArrayDataset, build_data, union_train_set
+from prime_augment.recipes.benchmark.engine import (
+    Adversarial,
+    Augmentation,
+    TrainConfig,
+    Trainer,
+    seed_everything,
+)
+from prime_augment.recipes.benchmark.models import (
     CIFAR_MEAN,
     CIFAR_STD,
     DCTLowPass,
@@ -32,6 +37,8 @@ from prime_augment.recipes.models import (
     load_model,
     parse_preprocess,
 )
+from prime_augment.recipes.studies import filling_level, filling_level_sweep
+from prime_augment.recipes.studies.containers import make_containers
 
 TRAIN = [
     "--dataset", "numpy", "--arch", "cifar_resnet8", "--epochs", "1", "--batch-size", "16", "--workers",

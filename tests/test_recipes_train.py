@@ -15,9 +15,9 @@ import torch
 from recipes_fixtures import class_images, npy_corruptions, numpy_dataset
 
 from prime_augment import PRIME
-from prime_augment.recipes import train
-from prime_augment.recipes.data import ArrayDataset, build_data
-from prime_augment.recipes.engine import (
+from prime_augment.recipes.benchmark import train
+from prime_augment.recipes.benchmark.data import ArrayDataset, build_data
+from prime_augment.recipes.benchmark.engine import (
     Augmentation,
     EpochSampler,
     TrainConfig,
@@ -26,7 +26,7 @@ from prime_augment.recipes.engine import (
     build_scheduler,
     seed_everything,
 )
-from prime_augment.recipes.models import build_model, load_model
+from prime_augment.recipes.benchmark.models import build_model, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
 
 def test_progress_bar_shows_the_smoothed_loss_every_step(tmp_path):
-    from prime_augment.recipes.engine import SmoothedLoss
+    from prime_augment.recipes.benchmark.engine import SmoothedLoss
 
     seen = []
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from recipes_fixtures import numpy_dataset
 
-from prime_augment.recipes.data import build_data
+from prime_augment.recipes.benchmark.data import build_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ through a freshly drawn random residual CNN
 with Kaiming-normal weights and ``s`` set per chunk so that the mean absolute change is ``--change``
 (pixel units). It reads a ``--dataset numpy`` folder (``train_images.npy``, ``train_labels.npy``),
 takes the same training subset as ``prime-augment train --train-subset N --seed S`` (the subset is
-drawn by :func:`prime_augment.recipes.data.build_data` with that seed), and writes an image folder
+drawn by :func:`prime_augment.recipes.benchmark.data.build_data` with that seed), and writes an image folder
 ``OUT/<label>/<index>.png`` with the dataset's class names, which ``--extra-train-dir OUT`` joins to
 the training set. It is a stand-in, not DeepAugment: numbers obtained with it say nothing about the
 real DeepAugment images.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from prime_augment.recipes.data import build_data
+from prime_augment.recipes.benchmark.data import build_data
 
 
 def random_residual_net(generator: torch.Generator) -> torch.nn.Module:

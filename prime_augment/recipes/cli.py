@@ -16,27 +16,27 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+_B, _S, _V = (f"prime_augment.recipes.{g}." for g in ("benchmark", "studies", "showcase"))
 #: name -> (module, one-line description); the order is the order of ``--help``.
-_R = "prime_augment.recipes."
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": (_R + "train", "train a classifier with PRIME, AugMix or no augmentation"),
-    "evaluate": (_R + "evaluate", "clean and common-corruption accuracy, mCE, BN adaptation"),
-    "make-corruptions": (_R + "corruptions", "build a CIFAR-10-C-format corruption set"),
-    "strength-sweep": (_R + "sweep", "train at several PRIME strengths, robustness vs accuracy"),
-    "sparsefool": (_R + "sparsefool", "SparseFool attack: fooling rate, % pixels, time"),
-    "margins": (_R + "margins", "l2 margins of a saved model along DCT subspaces + plot"),
-    "coverage": (_R + "coverage", "corruption coverage of augmentations (Eq. 5.8)"),
-    "demo": (_R + "demo", "the study's models on bundled test images corrupted live; a live training run"),
-    "preview": (_R + "preview", "gallery of the primitives and PRIME on your images, K x strength grids"),
-    "make-containers": (_R + "containers", "synthetic filling-level containers + manifest, or a C-CCM one"),
-    "filling-level": (_R + "filling_level", "filling-level classification on unseen containers (C-CCM)"),
-    "filling-level-sweep": (_R + "filling_level_sweep", "filling-level sweeps: depth, Beta grid, strategies"),
-    "margin-studies": (_R + "margin_studies", "margins: discriminative direction, flipped data, forgetting"),
+    "train": (_B + "train", "train a classifier with PRIME, AugMix or no augmentation"),
+    "evaluate": (_B + "evaluate", "clean and common-corruption accuracy, mCE, BN adaptation"),
+    "make-corruptions": (_B + "corruptions", "build a CIFAR-10-C-format corruption set"),
+    "strength-sweep": (_S + "sweep", "train at several PRIME strengths, robustness vs accuracy"),
+    "sparsefool": (_S + "sparsefool", "SparseFool attack: fooling rate, % pixels, time"),
+    "margins": (_S + "margins", "l2 margins of a saved model along DCT subspaces + plot"),
+    "coverage": (_S + "coverage", "corruption coverage of augmentations (Eq. 5.8)"),
+    "demo": (_V + "demo", "the study's models on bundled test images corrupted live; a live training run"),
+    "preview": (_V + "preview", "gallery of the primitives and PRIME on your images, K x strength grids"),
+    "make-containers": (_S + "containers", "synthetic filling-level containers + manifest, or a C-CCM one"),
+    "filling-level": (_S + "filling_level", "filling-level classification on unseen containers (C-CCM)"),
+    "filling-level-sweep": (_S + "filling_level_sweep", "filling-level sweeps: depth, Beta grid, strategies"),
+    "margin-studies": (_S + "margin_studies", "margins: discriminative direction, flipped data, forgetting"),
 }
 
 
 def _usage() -> str:
-    from . import __version__
+    from .. import __version__
 
     width = max((len(n) for n in COMMANDS), default=10) + 2
     lines = [
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     if args[0] in ("-V", "--version"):
-        from . import __version__
+        from .. import __version__
 
         print(f"prime-augment {__version__}")
         return 0

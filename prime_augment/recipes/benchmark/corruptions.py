@@ -58,8 +58,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .._common import PlainHelpFormatter, environment, nonneg_int, positive_int, write_json, write_text
 from . import _cifar10c
-from ._common import PlainHelpFormatter, environment, nonneg_int, positive_int, write_json, write_text
 from .data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, IMAGE_EXTENSIONS
 
 __all__ = [

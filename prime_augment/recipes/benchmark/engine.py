@@ -62,10 +62,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from ..attacks import MODEL_MODES, NORMS, default_step_size, pgd
-from ..losses import JSDLoss, JSDViews, jsd_views
-from ..prime import PRIME
-from ._common import atomic_torch_save, short_error, sigint_deferred, write_json, write_text
+from ...attacks import MODEL_MODES, NORMS, default_step_size, pgd
+from ...losses import JSDLoss, JSDViews, jsd_views
+from ...prime import PRIME
+from .._common import atomic_torch_save, short_error, sigint_deferred, write_json, write_text
 from .data import MapDataset
 from .models import model_record, unwrap
 from .public_prime import PublicPRIME
@@ -379,7 +379,7 @@ class Augmentation:
 
     Args:
         kind: ``"none"``, ``"augmix"`` (torchvision v2 AugMix), ``"prime"``, ``"prime-public"`` (the
-            public code's algorithm, :class:`~prime_augment.recipes.public_prime.PublicPRIME`: per-batch
+            public code's algorithm, :class:`~.public_prime.PublicPRIME`: per-batch
             draws, so always on the device batch), or ``"offline"`` (the dataset already yields augmented
             images, or a tuple of views ``(clean, aug_1, ...)`` for JSD).
         prime: the :class:`~prime_augment.PRIME` module (``kind="prime"``; use ``generator=None`` so

@@ -52,8 +52,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..attacks import NORMS, default_step_size, pgd
-from ._common import (
+from ...attacks import NORMS, default_step_size, pgd
+from .._common import (
     environment,
     fraction,
     nonneg_float,
@@ -381,7 +381,7 @@ def evaluate_model(
     Args:
         model: the classifier (not modified: BN adaptation works on copies).
         clean: the clean test set of ``(image, label)`` (``None`` to skip).
-        corruptions: an opened corruption set (:func:`~prime_augment.recipes.data.open_corruptions`).
+        corruptions: an opened corruption set (:func:`~.data.open_corruptions`).
         bn_adapt, bn_prior, bn_batch: BN adaptation mode, ``N`` and the ``partial`` batch size ``n``.
         done: corruptions already evaluated (``{name: accuracies}``, e.g. from an interrupted run): reused.
         on_corruption: called with ``(name, accuracies)`` after each corruption (to checkpoint).

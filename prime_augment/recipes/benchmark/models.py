@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from ._common import short_error
+from .._common import short_error
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -152,7 +152,7 @@ class DCTLowPass(nn.Module):
     def _projections(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         key = (h, w, str(device))
         if key not in self._cache:
-            from ..analysis.dct import dct_matrix
+            from ...analysis.dct import dct_matrix
 
             def proj(n: int) -> torch.Tensor:
                 d = dct_matrix(n)[: min(self.cutoff, n)]

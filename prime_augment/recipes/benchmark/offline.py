@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from tqdm.auto import tqdm
 
-from ..prime import PRIME
-from ._common import write_json
+from ...prime import PRIME
+from .._common import write_json
 from .data import ArrayDataset
 
 __all__ = ["OfflineDataset", "generate_copies"]
@@ -45,7 +45,7 @@ def generate_copies(
     written under a temporary name and renamed at the end).
 
     Args:
-        dataset: the training images (:class:`~prime_augment.recipes.data.ArrayDataset`).
+        dataset: the training images (:class:`~prime_augment.recipes.benchmark.data.ArrayDataset`).
         prime: the augmentation (its own generator is ignored: a generator seeded with ``seed`` on
             ``device`` draws everything).
         k: number of copies (>= 1).

@@ -35,8 +35,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..functional import _random, sine_color
-from ..presets import get_preset
+from ...functional import _random, sine_color
+from ...presets import get_preset
 
 __all__ = ["FIR_TAPS", "PublicPRIME"]
 

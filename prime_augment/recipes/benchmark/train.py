@@ -27,10 +27,10 @@ from typing import Any
 
 import torch
 
-from ..attacks import MODEL_MODES, NORMS
-from ..presets import PRESETS
-from ..prime import DEPTH_MODES, PRIME, PRIMITIVES
-from ._common import (
+from ...attacks import MODEL_MODES, NORMS
+from ...presets import PRESETS
+from ...prime import DEPTH_MODES, PRIME, PRIMITIVES
+from .._common import (
     CommandExit,
     PlainHelpFormatter,
     comma_subset,

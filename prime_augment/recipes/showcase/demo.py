@@ -43,8 +43,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ..prime import PRIME
-from ._common import (
+from ...prime import PRIME
+from .._common import (
     PlainHelpFormatter,
     environment,
     nonneg_int,
@@ -55,10 +55,11 @@ from ._common import (
     write_json,
     write_text,
 )
-from .corruptions import BUILTIN_CORRUPTIONS, apply_corruption
-from .data import ArrayDataset
-from .engine import Augmentation, TrainConfig, Trainer, seed_everything
-from .evaluate import correct_per_image
+from ..benchmark.corruptions import BUILTIN_CORRUPTIONS, apply_corruption
+from ..benchmark.data import ArrayDataset
+from ..benchmark.engine import Augmentation, TrainConfig, Trainer, seed_everything
+from ..benchmark.evaluate import correct_per_image
+from ..benchmark.models import ARCHS, CIFAR_MEAN, CIFAR_STD, build_model, load_model
 from .gallery import (
     DEFAULT_STRENGTHS,
     augmentation_samples,
@@ -67,7 +68,6 @@ from .gallery import (
     plot_grids,
     primitive_grid,
 )
-from .models import ARCHS, CIFAR_MEAN, CIFAR_STD, build_model, load_model
 
 __all__ = [
     "SHIPPED_MODELS",
@@ -705,7 +705,7 @@ def run_demo(
         device: where to train and evaluate.
         quick: a smoke run in seconds: 50 test images, 3 corruptions, 10 training images per class and one
             epoch (unless ``epochs`` is smaller), a small gallery.
-        arch: the live runs' network, one of :data:`~prime_augment.recipes.models.ARCHS`.
+        arch: the live runs' network, one of :data:`~prime_augment.recipes.benchmark.models.ARCHS`.
         batch_size, lr: the live runs' training batch and peak learning rate.
         workers: DataLoader worker processes of the live runs (0: in this process).
         progress: progress bars.

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from ..functional import deform, folded_variance_weights, sine_color, spectral_filter, temperature_range
-from ..presets import get_preset
-from ..prime import PRIME, PRIMITIVES
+from ...functional import deform, folded_variance_weights, sine_color, spectral_filter, temperature_range
+from ...presets import get_preset
+from ...prime import PRIME, PRIMITIVES
 
 __all__ = [
     "DEFAULT_GRID_K",

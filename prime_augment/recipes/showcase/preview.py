@@ -25,8 +25,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from ..presets import PRESETS
-from ._common import PlainHelpFormatter, nonneg_int, positive_int
+from ...presets import PRESETS
+from .._common import PlainHelpFormatter, nonneg_int, positive_int
 from .gallery import (
     DEFAULT_STRENGTHS,
     augmentation_samples,

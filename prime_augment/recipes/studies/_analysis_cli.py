@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _common
+from .. import _common
 
 
 class ImageSource:
@@ -200,7 +200,7 @@ class Setup:
     """Device, model, output directory and seeds of one command run."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from .models import load_model
+        from ..benchmark.models import load_model
 
         check_positive(args, "limit", "batch_size", "resize")
         self.args = args

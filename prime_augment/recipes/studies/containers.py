@@ -58,7 +58,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ._common import (
+from .._common import (
     PlainHelpFormatter,
     _atomic_write,
     comma_subset,
@@ -170,7 +170,7 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Manif
         >>> read_manifest(d / "m.csv", check_files=False)
         Traceback (most recent call last):
         ...
-        prime_augment.recipes.containers.ManifestError: bad manifest:
+        prime_augment.recipes.studies.containers.ManifestError: bad manifest:
           ...m.csv: line 2 (data row 1), column 'filling_level': unknown label 'full' (expected one of ...)
     """
     path = Path(path)

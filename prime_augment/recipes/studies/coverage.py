@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _common
+from .. import _common
 
 EPILOG = """\
 Example:
@@ -92,7 +92,7 @@ def _corruptions(
     args: argparse.Namespace, indices: list[int], n_clean: int
 ) -> dict[str, torch.Tensor | Callable]:
     """name -> uint8 tensor aligned with the selected images, or callable (built-ins)."""
-    from ..analysis import builtin_corruptions
+    from ...analysis import builtin_corruptions
 
     if args.corruptions_dir is None:
         return builtin_corruptions(generator=torch.Generator().manual_seed(args.seed))
@@ -123,7 +123,7 @@ def _corruptions(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..analysis import (
+    from ...analysis import (
         PenultimateFeatures,
         augmentation_embeddings,
         coverage,
@@ -131,8 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_bars,
         plot_diversity,
     )
+    from ..benchmark.models import load_model
     from ._analysis_cli import Setup, check_positive
-    from .models import load_model
 
     args = _common.parse_with_config(build_parser(), argv)
     check_positive(args, "samples", "pca_images", "pca_samples")

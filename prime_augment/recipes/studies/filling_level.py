@@ -3,10 +3,10 @@
 Classifies the filling level of the container in an image into ``0``, ``50``, ``90`` (% of its capacity)
 or ``unknown``, training on the containers of a split (``S1``, ``S2``, ``S3``) and testing on containers
 of shapes or colours never seen in training. The data is a manifest CSV
-(``path,container,filling_level,S1,S2,S3``, see :mod:`prime_augment.recipes.containers`), made by
+(``path,container,filling_level,S1,S2,S3``, see :mod:`prime_augment.recipes.studies.containers`), made by
 ``prime-augment make-containers`` (synthetic containers, or ``--from-ccm`` for the public C-CCM crops).
 
-The recipe (the method's, on the shared training engine :mod:`prime_augment.recipes.engine`):
+The recipe (the method's, on the shared training engine :mod:`prime_augment.recipes.benchmark.engine`):
 
 * a ResNet-18 (``--arch``; smaller ones for CPU demos), cross-entropy, SGD with momentum 0.9 and a
   learning rate decaying linearly to 0 (0.05 from scratch, 0.005 when fine-tuning);
@@ -59,9 +59,9 @@ from torchvision import models as tvm
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from ..presets import PRESETS, get_preset
-from ..prime import PRIME
-from ._common import (
+from ...presets import PRESETS, get_preset
+from ...prime import PRIME
+from .._common import (
     PlainHelpFormatter,
     environment,
     nonneg_float,
@@ -76,9 +76,8 @@ from ._common import (
     write_json,
     write_text,
 )
-from .containers import LEVELS, SPLITS, Manifest, ManifestError, load_images, read_manifest
-from .data import ArrayDataset
-from .engine import (
+from ..benchmark.data import ArrayDataset
+from ..benchmark.engine import (
     PLACEMENTS,
     Augmentation,
     TrainConfig,
@@ -87,8 +86,9 @@ from .engine import (
     to_float,
     write_run_config,
 )
-from .models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, SmallCifarResNet, build_model, load_model
-from .train import add_adversarial_arguments, load_weights, parse_primitives, resolve_adversarial
+from ..benchmark.models import ARCHS, IMAGENET_MEAN, IMAGENET_STD, SmallCifarResNet, build_model, load_model
+from ..benchmark.train import add_adversarial_arguments, load_weights, parse_primitives, resolve_adversarial
+from .containers import LEVELS, SPLITS, Manifest, ManifestError, load_images, read_manifest
 
 __all__ = [
     "LR_FINETUNE",
@@ -283,7 +283,7 @@ def carve_validation(
 def network_blocks(model: nn.Module) -> list[list[nn.Module]]:
     """The blocks of a ResNet in forward order: the stem, then each residual block.
 
-    Accepts a recipe :class:`~prime_augment.recipes.models.Classifier` or the bare network.
+    Accepts a recipe :class:`~prime_augment.recipes.benchmark.models.Classifier` or the bare network.
     """
     net = getattr(model, "net", model)
     if isinstance(net, tvm.ResNet):

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from .._common import PlainHelpFormatter, table, write_json, write_text
 from . import filling_level
-from ._common import PlainHelpFormatter, table, write_json, write_text
 from .containers import SPLITS
 
 EXAMPLE = """Examples (options after '--' go to every 'prime-augment filling-level' run):

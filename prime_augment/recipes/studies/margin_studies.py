@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _common
+from .. import _common
 
 STUDIES = ("synthetic", "flipped", "forgetting")
 
@@ -228,15 +228,15 @@ def train_classifier(
 
     A new model normalises its input with the per-channel mean and std of ``x``. SGD with Nesterov
     momentum, one-cycle schedule, no augmentation, the engine's defaults otherwise
-    (:class:`~prime_augment.recipes.engine.TrainConfig`).
+    (:class:`~prime_augment.recipes.benchmark.engine.TrainConfig`).
 
     Returns:
         the model (on ``device``, eval mode) and the engine's per-epoch history.
     """
     from torch.utils.data import TensorDataset
 
-    from .engine import TrainConfig, Trainer, seed_everything
-    from .models import build_model
+    from ..benchmark.engine import TrainConfig, Trainer, seed_everything
+    from ..benchmark.models import build_model
 
     if model is None:
         seed_everything(seed)
@@ -253,7 +253,7 @@ def train_classifier(
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
     """Top-1 accuracy (%) of ``model`` on float images ``x``."""
-    from ..analysis import predict
+    from ...analysis import predict
 
     if len(x) == 0:
         return float("nan")
@@ -272,7 +272,7 @@ def margin_profile(
     """Margins ``(S, N)`` of ``images`` in each named subspace, and the seconds it took."""
     from tqdm.auto import tqdm
 
-    from ..analysis import subspace_margin
+    from ...analysis import subspace_margin
 
     x = images.to(device)
     out = torch.empty(len(spaces), len(x))
@@ -284,7 +284,7 @@ def margin_profile(
 
 def dct_spaces(shape: tuple[int, int, int], block: int, step: int) -> list[tuple[str, Any]]:
     """The named DCT diagonal blocks (``"r0-r1"``, inclusive) of images of ``shape``."""
-    from ..analysis import dct_diagonal_subspaces
+    from ...analysis import dct_diagonal_subspaces
 
     if block > min(shape[1:]):
         raise SystemExit(f"--block {block} is larger than the images ({shape[1]}x{shape[2]})")
@@ -293,7 +293,7 @@ def dct_spaces(shape: tuple[int, int, int], block: int, step: int) -> list[tuple
 
 
 def _records(names: Sequence[str], margins: torch.Tensor, dims: Sequence[int]) -> list[dict[str, Any]]:
-    from ..analysis import margin_summary
+    from ...analysis import margin_summary
 
     return [
         {"subspace": n, "dim": d, **margin_summary(m), "margins": [float(v) if np.isfinite(v) else None
@@ -323,7 +323,7 @@ def _checks_text(checks: dict[str, bool]) -> str:
 
 def _cifar_setup(args: argparse.Namespace, device: torch.device):
     """Training and test images, the DCT blocks and the blocks plus a random control (same dimension)."""
-    from ..analysis import random_subspace
+    from ...analysis import random_subspace
 
     x, y = load_cifar_split(args.data_dir, "train", args.train_size or 10000, args.seed)
     xt, yt = load_cifar_split(args.data_dir, "test", args.test_size, args.seed)
@@ -336,8 +336,8 @@ def _cifar_setup(args: argparse.Namespace, device: torch.device):
 
 # ---------------------------------------------------------------------------------------------- studies
 def study_synthetic(args, device, out: Path) -> tuple[dict[str, Any], str]:
-    from ..analysis import DenseSubspace, dct_atom, discriminative_dataset, plot_margins, random_subspace
-    from .models import model_record
+    from ...analysis import DenseSubspace, dct_atom, discriminative_dataset, plot_margins, random_subspace
+    from ..benchmark.models import model_record
 
     shape = (3, args.size, args.size)
     if args.frequency >= args.size:
@@ -404,8 +404,8 @@ def study_synthetic(args, device, out: Path) -> tuple[dict[str, Any], str]:
 
 
 def study_flipped(args, device, out: Path) -> tuple[dict[str, Any], str]:
-    from ..analysis import dct_flip, plot_margin_profiles
-    from .models import model_record
+    from ...analysis import dct_flip, plot_margin_profiles
+    from ..benchmark.models import model_record
 
     x, y, xt, yt, dct, spaces = _cifar_setup(args, device)
     shape = tuple(x.shape[1:])
@@ -452,8 +452,8 @@ def study_flipped(args, device, out: Path) -> tuple[dict[str, Any], str]:
 
 
 def study_forgetting(args, device, out: Path) -> tuple[dict[str, Any], str]:
-    from ..analysis import dct_low_pass, plot_margin_profiles
-    from .models import model_record
+    from ...analysis import dct_low_pass, plot_margin_profiles
+    from ..benchmark.models import model_record
 
     x, y, xt, yt, dct, spaces = _cifar_setup(args, device)
     shape = tuple(x.shape[1:])
@@ -469,7 +469,7 @@ def study_forgetting(args, device, out: Path) -> tuple[dict[str, Any], str]:
     ]
     model, arch = None, args.arch
     if args.init:
-        from .models import load_model
+        from ..benchmark.models import load_model
 
         try:
             model, meta = load_model(args.init)

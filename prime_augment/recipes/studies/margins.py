@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import _common
+from .. import _common
 
 EPILOG = """\
 Example:
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..analysis import (
+    from ...analysis import (
         dct_diagonal_subspaces,
         dct_flip,
         dct_high_pass,

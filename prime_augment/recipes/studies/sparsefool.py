@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from . import _common
+from .. import _common
 
 EPILOG = """\
 Example:
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..analysis import perturbation_norms, plot_examples, plot_histogram, sparsefool, summarize_attack
+    from ...analysis import perturbation_norms, plot_examples, plot_histogram, sparsefool, summarize_attack
     from ._analysis_cli import Setup, check_positive
 
     args = _common.parse_with_config(build_parser(), argv)
@@ -159,7 +159,7 @@ def _kwargs(args: argparse.Namespace, bounds: tuple[float, float]) -> dict:
 
 def _delta_sweep(s, args: argparse.Namespace, images: torch.Tensor, bounds: tuple[float, float]) -> None:
     """SparseFool under each ``--delta-sweep`` bound (and without one): table, JSON and plot."""
-    from ..analysis import delta_sweep, plot_delta_sweep
+    from ...analysis import delta_sweep, plot_delta_sweep
 
     bad = [d for d in args.delta_sweep if not d > 0]
     if bad:
@@ -190,8 +190,8 @@ def _delta_sweep(s, args: argparse.Namespace, images: torch.Tensor, bounds: tupl
 
 def _transfer(s, args, images: torch.Tensor, labels: torch.Tensor, bounds: tuple[float, float]) -> None:
     """Transferability between ``--model`` and every ``--transfer-model``: matrix, JSON and heat map."""
-    from ..analysis import plot_matrix, sparsefool, transferability
-    from .models import load_model
+    from ...analysis import plot_matrix, sparsefool, transferability
+    from ..benchmark.models import load_model
 
     models = {_name(args.model, set()): s.model}
     for path in args.transfer_model:

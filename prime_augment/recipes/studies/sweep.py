@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._common import PlainHelpFormatter, table, write_json, write_text
+from .._common import PlainHelpFormatter, table, write_json, write_text
 
 EXAMPLE = """Example:
   prime-augment strength-sweep --alphas 0,0.25,0.5,1,2 --out runs/sweep --corruptions-dir data/cifar10-c \\
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [a for a in rest if a.split("=")[0] in FORBIDDEN]
     if bad:
         raise SystemExit(f"strength-sweep sets {FORBIDDEN} itself; remove {bad} from the train options")
-    from . import train
+    from ..benchmark import train
 
     out = Path(args.out)
     rows = []
