@@ -174,19 +174,7 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Manif
           ...m.csv: line 2 (data row 1), column 'filling_level': unknown label 'full' (expected one of ...)
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--manifest {path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in MANIFEST_COLUMNS if c not in header]
-    if missing:
-        raise ManifestError(
-            f"{path}: line 1 (header), column(s) {', '.join(repr(c) for c in missing)} missing "
-            f"(the header must hold {','.join(MANIFEST_COLUMNS)}; found {','.join(header) or 'nothing'})"
-        )
-    reader.fieldnames = header
-    base = path.parent
+    reader = _manifest_reader(path)
     errors: list[str] = []
     paths: list[str] = []
     containers: list[str] = []
@@ -198,40 +186,15 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Manif
             errors.append(f"{path}: line {row + 1} (data row {row}): more fields than the header's")
             continue
         vals = {c: (rec.get(c) or "").strip() for c in MANIFEST_COLUMNS}
-        p = vals["path"]
-        full = Path(p) if os.path.isabs(p) else base / p
-        if not p:
-            errors.append(f"{_where(path, row, 'path')}: empty")
-        elif check_files and not full.is_file():
-            errors.append(f"{_where(path, row, 'path')}: no file {p!r} (looked for {full})")
-        if not vals["container"]:
-            errors.append(f"{_where(path, row, 'container')}: empty")
-        lvl = vals["filling_level"]
-        if lvl not in LEVELS:
-            errors.append(
-                f"{_where(path, row, 'filling_level')}: unknown label {lvl!r} "
-                f"(expected one of {', '.join(LEVELS)})"
-            )
-        for s in SPLITS:
-            r = vals[s].lower()
-            if r not in ROLES:
-                errors.append(
-                    f"{_where(path, row, s)}: bad split value {vals[s]!r} (expected train, test or none)"
-                )
-                continue
-            key = (s, vals["container"])
-            if r != "none" and key in first_role and first_role[key][0] != r:
-                errors.append(
-                    f"{_where(path, row, s)}: container {vals['container']!r} is {r!r} here but "
-                    f"{first_role[key][0]!r} in data row {first_role[key][1]} "
-                    "(a container has one role per split)"
-                )
-            elif r != "none":
-                first_role.setdefault(key, (r, row))
-            roles[s].append(r)
+        full = Path(vals["path"]) if os.path.isabs(vals["path"]) else path.parent / vals["path"]
+        errors += _field_errors(path, row, vals, full, check_files)
+        row_roles, role_errors = _split_roles(path, row, vals, first_role)
+        errors += role_errors
+        for split, role in row_roles.items():
+            roles[split].append(role)
         paths.append(str(full))
         containers.append(vals["container"])
-        labels.append(LEVELS.index(lvl) if lvl in LEVELS else -1)
+        labels.append(LEVELS.index(vals["filling_level"]) if vals["filling_level"] in LEVELS else -1)
         if len(errors) >= 10:
             break
     if errors:
@@ -240,6 +203,68 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Manif
     if not paths:
         raise ManifestError(f"{path}: no data rows after the header")
     return Manifest(path, paths, containers, np.asarray(labels, dtype=np.int64), roles)
+
+
+def _manifest_reader(path: Path) -> csv.DictReader:
+    """A reader of the manifest's data rows, its header checked (and stripped)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--manifest {path}: no such file")
+    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in MANIFEST_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(
+            f"{path}: line 1 (header), column(s) {', '.join(repr(c) for c in missing)} missing "
+            f"(the header must hold {','.join(MANIFEST_COLUMNS)}; found {','.join(header) or 'nothing'})"
+        )
+    reader.fieldnames = header
+    return reader
+
+
+def _field_errors(path: Path, row: int, vals: dict[str, str], full: Path, check_files: bool) -> list[str]:
+    """The problems of a data row's ``path``, ``container`` and ``filling_level`` (``full``: the image)."""
+    errors = []
+    if not vals["path"]:
+        errors.append(f"{_where(path, row, 'path')}: empty")
+    elif check_files and not full.is_file():
+        errors.append(f"{_where(path, row, 'path')}: no file {vals['path']!r} (looked for {full})")
+    if not vals["container"]:
+        errors.append(f"{_where(path, row, 'container')}: empty")
+    if vals["filling_level"] not in LEVELS:
+        errors.append(
+            f"{_where(path, row, 'filling_level')}: unknown label {vals['filling_level']!r} "
+            f"(expected one of {', '.join(LEVELS)})"
+        )
+    return errors
+
+
+def _split_roles(
+    path: Path, row: int, vals: dict[str, str], first_role: dict[tuple[str, str], tuple[str, int]]
+) -> tuple[dict[str, str], list[str]]:
+    """A data row's valid roles ``{split: role}`` and the problems of its split columns.
+
+    ``first_role`` maps ``(split, container)`` to the first ``(role, data row)`` seen, and is updated: a
+    container that is ``train`` in one row and ``test`` in another is a problem.
+    """
+    roles, errors = {}, []
+    for s in SPLITS:
+        r = vals[s].lower()
+        if r not in ROLES:
+            errors.append(
+                f"{_where(path, row, s)}: bad split value {vals[s]!r} (expected train, test or none)"
+            )
+            continue
+        key = (s, vals["container"])
+        if r != "none" and key in first_role and first_role[key][0] != r:
+            errors.append(
+                f"{_where(path, row, s)}: container {vals['container']!r} is {r!r} here but "
+                f"{first_role[key][0]!r} in data row {first_role[key][1]} "
+                "(a container has one role per split)"
+            )
+        elif r != "none":
+            first_role.setdefault(key, (r, row))
+        roles[s] = r
+    return roles, errors
 
 
 def write_manifest(
@@ -374,6 +399,27 @@ def render_container(
         >>> a.shape, a.dtype
         ((32, 32, 3), dtype('uint8'))
     """
+    _check_drawing(shape, colour, level, size)
+    n = size * supersample
+    img = _background(rng, n)
+    f = _frame(shape, n, supersample, rng)
+    img = _table(img, f, rng)
+    tint, opacity = COLOURS[colour]
+    filt = (1 - opacity) + opacity * np.asarray(tint)  # the cavity seen through the glass: a tint
+    out = img.copy()
+    out[f.inside] = img[f.inside] * filt
+    _draw_content(out, img, filt, shape, level, f, supersample, rng)  # also under a sleeve
+    _draw_glass(out, shape, colour, f)
+    if level == "unknown":
+        _draw_sleeve(out, f, rng)
+    return _photograph(out, size, supersample, rng)
+
+
+#: the rim's and the liquid surface's ellipse: vertical semi-axis over half-width
+_ELLIPSE = 0.12
+
+
+def _check_drawing(shape: str, colour: str, level: str, size: int) -> None:
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}: choose from {tuple(SHAPES)}")
     if colour not in COLOURS:
@@ -382,88 +428,138 @@ def render_container(
         raise ValueError(f"unknown level {level!r}: choose from {LEVELS}")
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
-    n = size * supersample
-    img = _background(rng, n)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where a container stands on the ``n x n`` drawing canvas, and its cavity per pixel.
+
+    ``yy``, ``xx``: pixel-centre coordinates; ``dx = xx - cx`` (``cx``: the axis); ``t``: normalised
+    cavity height per pixel (0 at the cavity's bottom, 1 at the rim); ``w``: the cavity's half-width at
+    that height; ``inside``: the cavity's pixels. ``base_y``: the container's bottom (its foot's for a
+    wine glass); ``bottom``, ``top``: the cavity's; ``cav_h``: its height; ``half``: its widest
+    half-width; ``wall``: the glass thickness.
+    """
+
+    n: int
+    yy: np.ndarray
+    xx: np.ndarray
+    cx: float
+    dx: np.ndarray
+    t: np.ndarray
+    w: np.ndarray
+    inside: np.ndarray
+    base_y: float
+    bottom: float
+    top: float
+    cav_h: float
+    half: float
+    wall: float
+
+
+def _frame(shape: str, n: int, supersample: int, rng: np.random.Generator) -> _Frame:
+    """Draw the container's size and position (height, base, axis, width) on the canvas."""
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64) + 0.5
     aspect, cav_frac = SHAPES[shape]
     total_h = rng.uniform(0.60, 0.80) * n
-    base_y = rng.uniform(0.86, 0.95) * n  # bottom of the container
+    base_y = rng.uniform(0.86, 0.95) * n
     cx = n / 2 + rng.uniform(-0.10, 0.10) * n
     cav_h = total_h * cav_frac
     bottom = base_y - total_h * (1 - cav_frac) if shape == "wine" else base_y - 0.05 * total_h
-    top = bottom - cav_h
     half = aspect * cav_h * rng.uniform(0.92, 1.08)
-    # table top behind the container's base
-    table_y = base_y - rng.uniform(0.0, 0.08) * n
-    table = rng.uniform(0.1, 0.9, 3)
-    shade = 1.0 - 0.25 * ((yy - table_y) / n).clip(0, 1)
-    img = np.where((yy > table_y)[..., None], table * shade[..., None], img)
-
-    t = (bottom - yy) / cav_h  # normalised cavity height per row
+    t = (bottom - yy) / cav_h
     w = half * container_profile(shape, t)
     dx = xx - cx
     inside = (t >= 0) & (t <= 1) & (np.abs(dx) <= w)
     wall = max(1.5 * supersample, 0.07 * half)
-    body = (t >= -wall / cav_h) & (t <= 1) & (np.abs(dx) <= w + wall)
-    tint, opacity = COLOURS[colour]
-    tint = np.asarray(tint)
-    ell = 0.12  # rim / surface ellipse: vertical semi-axis over half-width
+    return _Frame(n, yy, xx, cx, dx, t, w, inside, base_y, bottom, bottom - cav_h, cav_h, half, wall)
 
-    # extras behind/around the body: handle, stem and foot
-    extra = np.zeros((n, n), dtype=bool)
-    if shape == "mug":
-        hy, hr = bottom - 0.5 * cav_h, 0.28 * cav_h
-        hx = cx + half + 0.55 * hr
-        r = np.hypot(xx - hx, (yy - hy) * 0.8)
-        extra |= (r <= hr) & (r >= hr - 2.2 * wall) & (xx > cx + half)
-    if shape == "wine":
-        extra |= (np.abs(dx) <= 0.09 * half) & (yy >= bottom) & (yy <= base_y)
-        foot = ((dx / (0.75 * half)) ** 2 + ((yy - base_y) / (0.10 * half)) ** 2) <= 1.0
-        extra |= foot
-    glass_wall = (body & ~inside) | extra
-    # the cavity seen through the glass: a multiplicative tint
-    filt = (1 - opacity) + opacity * tint
-    out = img.copy()
-    out[inside] = img[inside] * filt
-    # the content (under an ``unknown`` container's sleeve too: any level, hidden below)
+
+def _table(img: np.ndarray, f: _Frame, rng: np.random.Generator) -> np.ndarray:
+    """A shaded table top behind the container's base."""
+    table_y = f.base_y - rng.uniform(0.0, 0.08) * f.n
+    table = rng.uniform(0.1, 0.9, 3)
+    shade = 1.0 - 0.25 * ((f.yy - table_y) / f.n).clip(0, 1)
+    return np.where((f.yy > table_y)[..., None], table * shade[..., None], img)
+
+
+def _draw_content(
+    out: np.ndarray,
+    img: np.ndarray,
+    filt: np.ndarray,
+    shape: str,
+    level: str,
+    f: _Frame,
+    supersample: int,
+    rng: np.random.Generator,
+) -> None:
+    """Pour water, rice or pasta to ``level`` (a random one for ``unknown``) into ``out``, in place.
+
+    ``img``: the scene without the container; ``filt``: the glass tint.
+    """
     frac = {"0": 0.0, "50": 0.5, "90": 0.9}.get(level)
     if frac is None:
         frac = float(rng.choice([0.0, 0.5, 0.9]))
-    if frac > 0:
-        frac = float(np.clip(frac + rng.uniform(-0.04, 0.04), 0.02, 0.98))
-        h = _fill_height(shape, frac)
-        fc, fa, grain = FILLINGS[("water", "rice", "pasta")[rng.integers(3)]]
-        fc = np.clip(np.asarray(fc) * rng.uniform(0.85, 1.1), 0, 1)
-        y_s = bottom - h * cav_h
-        w_s = half * float(container_profile(shape, h))
-        surf = ((dx / max(w_s, 1e-6)) ** 2 + ((yy - y_s) / (ell * w_s)) ** 2) <= 1.0
-        liquid = inside & ((t <= h) | surf)
-        colour_px = np.broadcast_to(fc, (n, n, 3)).copy()
-        if grain > 0:
-            g = rng.normal(0, grain, (n // supersample, n // supersample))
-            colour_px *= (1 + np.kron(g, np.ones((supersample, supersample))))[..., None]
-        colour_px[surf & inside] = np.clip(colour_px[surf & inside] * 1.12 + 0.05, 0, 1)
-        mix = fa * colour_px + (1 - fa) * img
-        out[liquid] = (mix * filt)[liquid]
-    # rim ellipse and walls
-    rim_w = half * float(container_profile(shape, 1.0))
-    rim = np.abs(np.hypot(dx / rim_w, (yy - top) / (ell * rim_w)) - 1.0) <= wall / rim_w
+    if frac == 0:
+        return
+    frac = float(np.clip(frac + rng.uniform(-0.04, 0.04), 0.02, 0.98))
+    h = _fill_height(shape, frac)
+    fc, fa, grain = FILLINGS[("water", "rice", "pasta")[rng.integers(3)]]
+    fc = np.clip(np.asarray(fc) * rng.uniform(0.85, 1.1), 0, 1)
+    y_s = f.bottom - h * f.cav_h
+    w_s = f.half * float(container_profile(shape, h))
+    surf = ((f.dx / max(w_s, 1e-6)) ** 2 + ((f.yy - y_s) / (_ELLIPSE * w_s)) ** 2) <= 1.0
+    liquid = f.inside & ((f.t <= h) | surf)
+    colour_px = np.broadcast_to(fc, (f.n, f.n, 3)).copy()
+    if grain > 0:
+        g = rng.normal(0, grain, (f.n // supersample, f.n // supersample))
+        colour_px *= (1 + np.kron(g, np.ones((supersample, supersample))))[..., None]
+    colour_px[surf & f.inside] = np.clip(colour_px[surf & f.inside] * 1.12 + 0.05, 0, 1)
+    mix = fa * colour_px + (1 - fa) * img
+    out[liquid] = (mix * filt)[liquid]
+
+
+def _draw_glass(out: np.ndarray, shape: str, colour: str, f: _Frame) -> None:
+    """The glass walls (with a mug's handle, a wine glass's stem and foot), the rim and a highlight,
+    into ``out``, in place."""
+    body = (f.t >= -f.wall / f.cav_h) & (f.t <= 1) & (np.abs(f.dx) <= f.w + f.wall)
+    extra = np.zeros((f.n, f.n), dtype=bool)
+    if shape == "mug":
+        hy, hr = f.bottom - 0.5 * f.cav_h, 0.28 * f.cav_h
+        hx = f.cx + f.half + 0.55 * hr
+        r = np.hypot(f.xx - hx, (f.yy - hy) * 0.8)
+        extra |= (r <= hr) & (r >= hr - 2.2 * f.wall) & (f.xx > f.cx + f.half)
+    if shape == "wine":
+        extra |= (np.abs(f.dx) <= 0.09 * f.half) & (f.yy >= f.bottom) & (f.yy <= f.base_y)
+        foot = ((f.dx / (0.75 * f.half)) ** 2 + ((f.yy - f.base_y) / (0.10 * f.half)) ** 2) <= 1.0
+        extra |= foot
+    glass_wall = (body & ~f.inside) | extra
+    rim_w = f.half * float(container_profile(shape, 1.0))
+    rim = np.abs(np.hypot(f.dx / rim_w, (f.yy - f.top) / (_ELLIPSE * rim_w)) - 1.0) <= f.wall / rim_w
+    tint = np.asarray(COLOURS[colour][0])
     wall_col = np.clip(tint * 0.55 + 0.10, 0, 1) if colour != "clear" else np.array([0.55, 0.6, 0.65])
     wall_alpha = 0.85
     for m in (glass_wall, rim):
         out[m] = (1 - wall_alpha) * out[m] + wall_alpha * wall_col
     # specular highlight on the left of the glass
-    hl = inside & (dx > -0.75 * w) & (dx < -0.55 * w) & (t > 0.08) & (t < 0.92)
+    hl = f.inside & (f.dx > -0.75 * f.w) & (f.dx < -0.55 * f.w) & (f.t > 0.08) & (f.t < 0.92)
     out[hl] = 0.55 * out[hl] + 0.45
-    if level == "unknown":  # an opaque sleeve hides the content
-        sc = np.asarray(SLEEVES[rng.integers(len(SLEEVES))]) * rng.uniform(0.8, 1.1)
-        if rng.uniform() < 0.4:
-            sc = rng.uniform(0.15, 0.9, 3)
-        t_top = rng.uniform(0.93, 1.0)
-        sleeve = (t >= -wall / cav_h) & (t <= t_top) & (np.abs(dx) <= w + wall * 1.3)
-        cyl = np.sqrt(np.clip(1 - (dx / np.maximum(w + wall * 1.3, 1e-6)) ** 2, 0, 1))
-        out[sleeve] = np.clip(sc * (0.6 + 0.4 * cyl[..., None]), 0, 1)[sleeve]
-    # lighting and sensor noise
+
+
+def _draw_sleeve(out: np.ndarray, f: _Frame, rng: np.random.Generator) -> None:
+    """An opaque sleeve (paper, cardboard, skin or a random colour, shaded as a cylinder) over at least
+    93 % of the cavity's height, into ``out``, in place."""
+    sc = np.asarray(SLEEVES[rng.integers(len(SLEEVES))]) * rng.uniform(0.8, 1.1)
+    if rng.uniform() < 0.4:
+        sc = rng.uniform(0.15, 0.9, 3)
+    t_top = rng.uniform(0.93, 1.0)
+    sleeve = (f.t >= -f.wall / f.cav_h) & (f.t <= t_top) & (np.abs(f.dx) <= f.w + f.wall * 1.3)
+    cyl = np.sqrt(np.clip(1 - (f.dx / np.maximum(f.w + f.wall * 1.3, 1e-6)) ** 2, 0, 1))
+    out[sleeve] = np.clip(sc * (0.6 + 0.4 * cyl[..., None]), 0, 1)[sleeve]
+
+
+def _photograph(out: np.ndarray, size: int, supersample: int, rng: np.random.Generator) -> np.ndarray:
+    """Lighting, the reduction to ``size x size`` (anti-aliasing) and sensor noise: the uint8 image."""
     out = out * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
     small = out.reshape(size, supersample, size, supersample, 3).mean(axis=(1, 3))
     small = small + rng.normal(0, rng.uniform(0.005, 0.025), small.shape)
@@ -514,6 +610,40 @@ def make_containers(
     Returns:
         The manifest path.
     """
+    _check_selection(shapes, colours, test_shapes, test_colours)
+    if per_level < 1:
+        raise ValueError(f"per_level must be >= 1, got {per_level}")
+    out = Path(out)
+    rows: list[dict[str, Any]] = []
+    preview: dict[str, np.ndarray] = {}
+    jobs = [(s, c, lvl, k) for s in shapes for c in colours for lvl in LEVELS for k in range(per_level)]
+    for s, c, lvl, k in tqdm(jobs, desc="containers", disable=not progress, leave=False):
+        img, rel = _draw_and_save(out, s, c, lvl, k, size, seed)
+        if k == 0 and c == colours[min(len(colours) - 1, list(shapes).index(s) % len(colours))]:
+            preview[f"{s}|{lvl}"] = img
+        rows.append(
+            {
+                "path": rel.as_posix(),
+                "container": f"{s}-{c}",
+                "filling_level": lvl,
+                "shape": s,
+                "colour": c,
+                **split_roles(s, c, test_shapes, test_colours),
+            }
+        )
+    manifest = out / "manifest.csv"
+    write_manifest(manifest, rows, extra=("shape", "colour"))
+    _preview(preview, shapes, out / "preview.png")
+    options = {"size": size, "per_level": per_level, "shapes": list(shapes), "colours": list(colours)}
+    options.update(test_shapes=list(test_shapes), test_colours=list(test_colours), seed=seed)
+    _write_summary(out / "containers.json", options, rows)
+    return manifest
+
+
+def _check_selection(
+    shapes: Sequence[str], colours: Sequence[str], test_shapes: Sequence[str], test_colours: Sequence[str]
+) -> None:
+    """Known, non-empty shapes and colours; the unseen ones a proper subset of the drawn ones."""
     for name, vals, known in (
         ("shapes", shapes, SHAPES),
         ("colours", colours, COLOURS),
@@ -529,52 +659,25 @@ def make_containers(
                 f"{name} {list(sub)} must be a proper subset of the drawn {name.split('_')[1]} {list(full)} "
                 "(every split needs training and test containers)"
             )
-    if per_level < 1:
-        raise ValueError(f"per_level must be >= 1, got {per_level}")
-    out = Path(out)
-    rows: list[dict[str, Any]] = []
-    jobs = [(s, c, lvl, k) for s in shapes for c in colours for lvl in LEVELS for k in range(per_level)]
-    preview: dict[str, np.ndarray] = {}
-    for s, c, lvl, k in tqdm(jobs, desc="containers", disable=not progress, leave=False):
-        cid = f"{s}-{c}"
-        key = [seed, list(SHAPES).index(s), list(COLOURS).index(c), LEVELS.index(lvl), k]
-        img = render_container(s, c, lvl, size=size, rng=np.random.default_rng(key))
-        rel = Path("images") / cid / f"{lvl}_{k:03d}.png"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(out / rel)
-        if k == 0 and c == colours[min(len(colours) - 1, list(shapes).index(s) % len(colours))]:
-            preview[f"{s}|{lvl}"] = img
-        rows.append(
-            {
-                "path": rel.as_posix(),
-                "container": cid,
-                "filling_level": lvl,
-                "shape": s,
-                "colour": c,
-                **split_roles(s, c, test_shapes, test_colours),
-            }
-        )
-    manifest = out / "manifest.csv"
-    write_manifest(manifest, rows, extra=("shape", "colour"))
-    _preview(preview, shapes, out / "preview.png")
-    write_json(
-        out / "containers.json",
-        {
-            "size": size,
-            "per_level": per_level,
-            "shapes": list(shapes),
-            "colours": list(colours),
-            "test_shapes": list(test_shapes),
-            "test_colours": list(test_colours),
-            "seed": seed,
-            "images": len(rows),
-            "splits": {
-                s: {r: sorted({x["container"] for x in rows if x[s] == r}) for r in ROLES} for s in SPLITS
-            },
-            "environment": environment(),
-        },
-    )
-    return manifest
+
+
+def _draw_and_save(
+    out: Path, shape: str, colour: str, level: str, k: int, size: int, seed: int
+) -> tuple[np.ndarray, Path]:
+    """Image ``k`` of a container and level (seeded by ``(seed, shape, colour, level, k)``), saved as
+    ``out/images/<shape>-<colour>/<level>_<k>.png``; returns it and that path relative to ``out``."""
+    key = [seed, list(SHAPES).index(shape), list(COLOURS).index(colour), LEVELS.index(level), k]
+    img = render_container(shape, colour, level, size=size, rng=np.random.default_rng(key))
+    rel = Path("images") / f"{shape}-{colour}" / f"{level}_{k:03d}.png"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(out / rel)
+    return img, rel
+
+
+def _write_summary(path: Path, options: dict[str, Any], rows: Sequence[dict[str, Any]]) -> None:
+    """``containers.json``: the options, the number of images, each split's containers by role."""
+    splits = {s: {r: sorted({x["container"] for x in rows if x[s] == r}) for r in ROLES} for s in SPLITS}
+    write_json(path, {**options, "images": len(rows), "splits": splits, "environment": environment()})
 
 
 def _preview(images: dict[str, np.ndarray], shapes: Sequence[str], path: Path) -> None:
