@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .. import _common
+
+if TYPE_CHECKING:
+    from ._analysis_cli import Setup
 
 EPILOG = """\
 Example:
@@ -123,15 +127,7 @@ def _corruptions(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ...analysis import (
-        PenultimateFeatures,
-        augmentation_embeddings,
-        coverage,
-        embedding_pca,
-        plot_bars,
-        plot_diversity,
-    )
-    from ..benchmark.models import load_model
+    from ...analysis import PenultimateFeatures, plot_bars
     from ._analysis_cli import Setup, check_positive
 
     args = _common.parse_with_config(build_parser(), argv)
@@ -140,38 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = Setup(args)
     images, _, selection = s.select()
     augments = {n: _augmentation(n) for n in names}
-    embed_model = s.model
-    if args.embed_model:
-        embed_model = load_model(args.embed_model, map_location="cpu")[0].to(s.device).eval()
-    embed = PenultimateFeatures(embed_model)
-    corr = _corruptions(args, selection["indices"], len(s.source))
-    for name, c in corr.items():
-        if isinstance(c, torch.Tensor) and c.shape != images.shape:
-            raise SystemExit(
-                f"corruption {name}: images of shape {tuple(c.shape[1:])}, "
-                f"--data has {tuple(images.shape[1:])}"
-            )
-    corr = {k: (v.to(s.device) if isinstance(v, torch.Tensor) else v) for k, v in corr.items()}
-
-    results, series = {}, {}
-    x_all = images.to(s.device)
-    for name, aug in augments.items():
-        torch.manual_seed(args.seed)
-        res = coverage(
-            embed, x_all, aug, corr, num_samples=args.samples, batch_size=args.batch_size, progress=s.progress
-        )
-        results[name] = {
-            "coverage": res.coverage,
-            "per_corruption": dict(zip(res.names, res.per_corruption.tolist(), strict=True)),
-        }
-        series[name] = res.per_corruption.tolist()
+    embed = PenultimateFeatures(_embed_model(args, s))
+    corr = _corruptions_on_device(args, s, images, selection["indices"])
+    results = _coverages(embed, images.to(s.device), augments, corr, args, s)
     cnames = list(corr)
-    header = ["augmentation", "coverage (mean min cos. distance)", *cnames]
-    rows = [
-        [n, f"{r['coverage']:.4f}", *(f"{r['per_corruption'][c]:.4f}" for c in cnames)]
-        for n, r in results.items()
-    ]
-    md = _common.table(rows, header)
+    md = _markdown(results, cnames)
+    series = {n: [r["per_corruption"][c] for c in cnames] for n, r in results.items()}
     plot_bars(
         cnames,
         series,
@@ -179,23 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ylabel="mean min cosine distance",
         title="coverage (lower = better)",
     )
-
-    # diversity: PCA of the embeddings of augmented samples (+ the clean images), fitted jointly
-    k = min(args.pca_images, len(images))
-    xk = s.to_float(images[:k])
-    torch.manual_seed(args.seed)
-    embs = {n: augmentation_embeddings(embed, xk, aug, args.pca_samples) for n, aug in augments.items()}
-    with torch.no_grad():
-        clean = embed(xk).flatten(1).float()
-    stacked = torch.cat([clean] + [e.reshape(-1, e.shape[-1]) for e in embs.values()])
-    coords, explained = embedding_pca(stacked.cpu(), 2)
-    pts, off = {}, k
-    for n in embs:
-        pts[n] = coords[off : off + k * args.pca_samples].reshape(k, args.pca_samples, 2)
-        off += k * args.pca_samples
-    spread = {n: float((e - e.mean(1, keepdim=True)).norm(dim=-1).mean()) for n, e in embs.items()}
-    plot_diversity(pts, coords[:k], s.out / "diversity.png", title="augmented samples, PCA of the embedding")
-
+    diversity = _diversity(embed, s.to_float(images[: min(args.pca_images, len(images))]), augments, args, s)
     s.write(
         "coverage",
         {
@@ -203,13 +157,90 @@ def main(argv: Sequence[str] | None = None) -> int:
             "corruptions": cnames,
             "corruptions_source": args.corruptions_dir or "builtin",
             "results": results,
-            "diversity": {"pca_explained": explained.tolist(), "mean_distance_to_centroid": spread},
+            "diversity": diversity,
         },
         md,
     )
     print(md)
     print(f"wrote {s.out}/coverage.json, coverage.md, coverage.png, diversity.png")
     return 0
+
+
+def _embed_model(args: argparse.Namespace, s: Setup) -> torch.nn.Module:
+    """The model whose penultimate features embed: ``--embed-model``, else ``--model``."""
+    if not args.embed_model:
+        return s.model
+    from ..benchmark.models import load_model
+
+    return load_model(args.embed_model, map_location="cpu")[0].to(s.device).eval()
+
+
+def _corruptions_on_device(
+    args: argparse.Namespace, s: Setup, images: torch.Tensor, indices: list[int]
+) -> dict[str, torch.Tensor | Callable]:
+    """:func:`_corruptions` of the selected images, checked against their shape, on the run's device."""
+    corr = _corruptions(args, indices, len(s.source))
+    for name, c in corr.items():
+        if isinstance(c, torch.Tensor) and c.shape != images.shape:
+            raise SystemExit(
+                f"corruption {name}: images of shape {tuple(c.shape[1:])}, "
+                f"--data has {tuple(images.shape[1:])}"
+            )
+    return {k: (v.to(s.device) if isinstance(v, torch.Tensor) else v) for k, v in corr.items()}
+
+
+def _coverages(
+    embed: Callable,
+    x: torch.Tensor,
+    augments: dict[str, Callable],
+    corr: dict[str, torch.Tensor | Callable],
+    args: argparse.Namespace,
+    s: Setup,
+) -> dict[str, dict[str, Any]]:
+    """Per augmentation, the coverage (Eq. 5.8) and its value per corruption (each from ``--seed``)."""
+    from ...analysis import coverage
+
+    results = {}
+    for name, aug in augments.items():
+        torch.manual_seed(args.seed)
+        res = coverage(
+            embed, x, aug, corr, num_samples=args.samples, batch_size=args.batch_size, progress=s.progress
+        )
+        results[name] = {
+            "coverage": res.coverage,
+            "per_corruption": dict(zip(res.names, res.per_corruption.tolist(), strict=True)),
+        }
+    return results
+
+
+def _markdown(results: dict[str, dict[str, Any]], cnames: list[str]) -> str:
+    header = ["augmentation", "coverage (mean min cos. distance)", *cnames]
+    rows = [
+        [n, f"{r['coverage']:.4f}", *(f"{r['per_corruption'][c]:.4f}" for c in cnames)]
+        for n, r in results.items()
+    ]
+    return _common.table(rows, header)
+
+
+def _diversity(
+    embed: Callable, xk: torch.Tensor, augments: dict[str, Callable], args: argparse.Namespace, s: Setup
+) -> dict[str, Any]:
+    """PCA of the embeddings of ``--pca-samples`` augmented samples of the images ``xk`` (and of the clean
+    images), fitted jointly; plotted to ``diversity.png``. Returns the explained variance and, per
+    augmentation, the mean distance of the samples to their image's centroid."""
+    from ...analysis import augmentation_embeddings, embedding_pca, plot_diversity
+
+    k, t = len(xk), args.pca_samples
+    torch.manual_seed(args.seed)
+    embs = {n: augmentation_embeddings(embed, xk, aug, t) for n, aug in augments.items()}
+    with torch.no_grad():
+        clean = embed(xk).flatten(1).float()
+    stacked = torch.cat([clean] + [e.reshape(-1, e.shape[-1]) for e in embs.values()])
+    coords, explained = embedding_pca(stacked.cpu(), 2)
+    pts = {n: coords[k + i * k * t : k + (i + 1) * k * t].reshape(k, t, 2) for i, n in enumerate(embs)}
+    spread = {n: float((e - e.mean(1, keepdim=True)).norm(dim=-1).mean()) for n, e in embs.items()}
+    plot_diversity(pts, coords[:k], s.out / "diversity.png", title="augmented samples, PCA of the embedding")
+    return {"pca_explained": explained.tolist(), "mean_distance_to_centroid": spread}
 
 
 if __name__ == "__main__":  # pragma: no cover
