@@ -9,12 +9,16 @@ subspace of the same dimension is the control. Writes ``margins.json``, ``margin
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .. import _common
+
+if TYPE_CHECKING:
+    from ._analysis_cli import Setup
 
 EPILOG = """\
 Example:
@@ -78,37 +82,73 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ...analysis import (
-        dct_diagonal_subspaces,
-        dct_flip,
-        dct_high_pass,
-        dct_low_pass,
-        margin_summary,
-        plot_margins,
-        random_subspace,
-        subspace_margin,
-    )
+    from ...analysis import plot_margins
     from ._analysis_cli import Setup, check_positive
 
     args = _common.parse_with_config(build_parser(), argv)
     check_positive(args, "block", "step", "max_iter", "candidates")
     s = Setup(args)
-    transform = {
+    transform = _transform(args)
+    images, _, selection = s.select(transform)
+    spaces = _subspaces(args, tuple(images.shape[1:]), s.device)
+    margins, seconds = _margins(spaces, images, transform, args, s)
+    per_subspace = [
+        _record(name, sub, m, tuple(images.shape[1:])) for (name, sub), m in zip(spaces, margins, strict=True)
+    ]
+    md = _markdown(per_subspace)
+    n_dct = len(spaces) - (0 if args.no_control else 1)
+    plot_margins(
+        margins[:n_dct], s.out / "margins.png", labels=[n for n, _ in spaces[:n_dct]],
+        control=None if args.no_control else margins[-1], cap=args.cap,
+        title=f"l2 margins in {args.block}x{args.block} DCT blocks ({len(images)} images)",
+        xlabel="DCT frequencies (block along the diagonal, low to high)",
+    )  # fmt: skip
+    results = {
+        "selection": selection,
+        "transform": args.transform,
+        "seconds": seconds,
+        "subspaces": per_subspace,
+    }
+    s.write("margins", results, md)
+    print(md)
+    print(f"wrote {s.out}/margins.json, margins.md, margins.png")
+    return 0
+
+
+def _transform(args: argparse.Namespace) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The DCT transform of ``--transform`` (the identity for ``none``)."""
+    from ...analysis import dct_flip, dct_high_pass, dct_low_pass
+
+    return {
         "none": lambda x: x,
         "flip": dct_flip,
         "low_pass": lambda x: dct_low_pass(x, args.cutoff),
         "high_pass": lambda x: dct_high_pass(x, args.cutoff),
     }[args.transform]
-    images, _, selection = s.select(transform)
-    c, h, w = images.shape[1:]
+
+
+def _subspaces(args: argparse.Namespace, shape: tuple[int, int, int], device: torch.device) -> list:
+    """``(name, subspace)``: the ``--block`` DCT blocks along the diagonal (stride ``--step``), named by
+    their frequencies, then (unless ``--no-control``) a random subspace of the same dimension."""
+    from ...analysis import dct_diagonal_subspaces, random_subspace
+
+    c, h, w = shape
     if args.block > min(h, w):
         raise SystemExit(f"--block {args.block} is larger than the images ({h}x{w})")
     subspaces = dct_diagonal_subspaces(h, w, block=args.block, step=args.step)
     spaces = [(f"{sub.rows[0]}-{sub.rows[1] - 1}", sub) for sub in subspaces]
     if not args.no_control:
         gen = torch.Generator().manual_seed(args.seed)
-        ctrl = random_subspace((c, h, w), c * args.block**2, generator=gen, device=s.device)
-        spaces.append(("random", ctrl))
+        spaces.append(("random", random_subspace(shape, c * args.block**2, generator=gen, device=device)))
+    return spaces
+
+
+def _margins(
+    spaces: list, images: torch.Tensor, transform: Callable, args: argparse.Namespace, s: Setup
+) -> tuple[torch.Tensor, float]:
+    """The margins ``(subspaces, images)`` (``inf`` where DeepFool did not reach the boundary) and the
+    seconds the attacks took."""
+    from ...analysis import subspace_margin
 
     margins = torch.full((len(spaces), len(images)), float("nan"))
     seconds = 0.0
@@ -123,50 +163,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         seconds += dt
         margins[i, start : start + len(x)] = m.cpu()
+    return margins, seconds
 
-    rows, per_subspace = [], []
-    for (name, sub), m in zip(spaces, margins, strict=True):
-        mv = m.double().numpy()
-        summary = margin_summary(mv)
-        summary.pop("images")
-        rec = {
-            "subspace": name,
-            "rows": list(getattr(sub, "rows", (None, None))),
-            "cols": list(getattr(sub, "cols", (None, None))),
-            "dim": sub.dim((c, h, w)),
-            **summary,
-            "margins": [float(v) if np.isfinite(v) else None for v in mv],
-        }
-        per_subspace.append(rec)
-        rows.append(
-            [
-                name,
-                rec["dim"],
-                _f(rec["median"]),
-                _f(rec["p25"]),
-                _f(rec["p75"]),
-                f"{rec['unreached_pct']:.1f}",
-            ]
-        )
-    md = _common.table(rows, ["DCT frequencies", "dim", "median margin", "p25", "p75", "% unreached"])
-    dct_m = margins[: len(subspaces)]
-    control = None if args.no_control else margins[-1]
-    labels_x = [n for n, _ in spaces[: len(subspaces)]]
-    plot_margins(
-        dct_m, s.out / "margins.png", labels=labels_x, control=control, cap=args.cap,
-        title=f"l2 margins in {args.block}x{args.block} DCT blocks ({len(images)} images)",
-        xlabel="DCT frequencies (block along the diagonal, low to high)",
-    )  # fmt: skip
-    results = {
-        "selection": selection,
-        "transform": args.transform,
-        "seconds": seconds,
-        "subspaces": per_subspace,
+
+def _record(name: str, sub: Any, margins: torch.Tensor, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """A subspace's entry of ``margins.json``: its frequencies, dimension, summary and every margin."""
+    from ...analysis import margin_summary
+
+    mv = margins.double().numpy()
+    summary = margin_summary(mv)
+    summary.pop("images")
+    return {
+        "subspace": name,
+        "rows": list(getattr(sub, "rows", (None, None))),
+        "cols": list(getattr(sub, "cols", (None, None))),
+        "dim": sub.dim(shape),
+        **summary,
+        "margins": [float(v) if np.isfinite(v) else None for v in mv],
     }
-    s.write("margins", results, md)
-    print(md)
-    print(f"wrote {s.out}/margins.json, margins.md, margins.png")
-    return 0
+
+
+def _markdown(per_subspace: list[dict[str, Any]]) -> str:
+    rows = [
+        [r["subspace"], r["dim"], _f(r["median"]), _f(r["p25"]), _f(r["p75"]), f"{r['unreached_pct']:.1f}"]
+        for r in per_subspace
+    ]
+    return _common.table(rows, ["DCT frequencies", "dim", "median margin", "p25", "p75", "% unreached"])
 
 
 def _f(v: float) -> str:
