@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_common.PlainHelpFormatter,
     )
     p.add_argument("study", choices=STUDIES, help="which study to run")
+    _add_run_arguments(p)
+    _add_training_arguments(p)
+    _add_margin_arguments(p)
+    _add_synthetic_arguments(p)
+    _add_cifar_arguments(p)
+    return p
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Output, device, seed, threads, progress, ``--config``."""
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="output directory")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -70,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--config", default=None, help="YAML file of option defaults (command-line values win)")
+
+
+def _add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """The models' architecture and training."""
     t = p.add_argument_group("training")
     t.add_argument("--arch", default="cifar_resnet8", help="architecture (default cifar_resnet8)")
     t.add_argument(
@@ -88,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-size", type=_common.positive_int, default=None,
         help="training images (default: 4000 synthetic, 10000 of CIFAR-10's training set)",
     )  # fmt: skip
+
+
+def _add_margin_arguments(p: argparse.ArgumentParser) -> None:
+    """Which margins are measured, and how."""
     m = p.add_argument_group("margins")
     m.add_argument(
         "--eval-images",
@@ -114,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="classes considered by DeepFool (default 10)",
     )
+
+
+def _add_synthetic_arguments(p: argparse.ArgumentParser) -> None:
+    """The synthetic study's data."""
     s = p.add_argument_group("synthetic study")
     s.add_argument(
         "--size", type=_common.positive_int, default=16, help="image side of the synthetic data (default 16)"
@@ -130,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=6,
         help="u is the gray DCT atom of frequency (k, k) (default 6)",
     )
+
+
+def _add_cifar_arguments(p: argparse.ArgumentParser) -> None:
+    """The CIFAR-10 studies' data, and the forgetting study's stages."""
     c = p.add_argument_group("CIFAR-10 studies (flipped, forgetting)")
     c.add_argument(
         "--data-dir", default="data/cifar10",
@@ -157,7 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--init", default=None,
         help="forgetting: a saved model (model.pt or run folder) as stage 1 instead of training one",
     )  # fmt: skip
-    return p
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -282,6 +307,20 @@ def margin_profile(
     return out, time.perf_counter() - t0
 
 
+def _measure(
+    model: nn.Module,
+    images: torch.Tensor,
+    spaces: Sequence[tuple[str, Any]],
+    args: argparse.Namespace,
+    device: torch.device,
+    desc: str,
+) -> tuple[torch.Tensor, float, list[dict[str, Any]]]:
+    """:func:`margin_profile` and its per-subspace records (summary and every margin)."""
+    m, seconds = margin_profile(model, images, spaces, args, device, desc)
+    shape = tuple(images.shape[1:])
+    return m, seconds, _records([n for n, _ in spaces], m, [s.dim(shape) for _, s in spaces])
+
+
 def dct_spaces(shape: tuple[int, int, int], block: int, step: int) -> list[tuple[str, Any]]:
     """The named DCT diagonal blocks (``"r0-r1"``, inclusive) of images of ``shape``."""
     from ...analysis import dct_diagonal_subspaces
@@ -365,8 +404,7 @@ def study_synthetic(args, device, out: Path) -> tuple[dict[str, Any], str]:
         ("random, orthogonal to u", orth),
         ("random (control)", random_subspace(shape, dim, generator=gs, device=device)),
     ]
-    margins, seconds = margin_profile(model, xt[: args.eval_images], spaces, args, device, "margins")
-    recs = _records([n for n, _ in spaces], margins, [s.dim(shape) for _, s in spaces])
+    margins, seconds, recs = _measure(model, xt[: args.eval_images], spaces, args, device, "margins")
     by = {r["subspace"]: r for r in recs}
     holding = [n for n, s in dct if s.rows[0] <= args.frequency < s.rows[1]]
     others = [r["median"] for n, _ in dct if n not in holding for r in [by[n]]]
@@ -408,7 +446,6 @@ def study_flipped(args, device, out: Path) -> tuple[dict[str, Any], str]:
     from ..benchmark.models import model_record
 
     x, y, xt, yt, dct, spaces = _cifar_setup(args, device)
-    shape = tuple(x.shape[1:])
     variants = {"standard": lambda t: t, "frequency-flipped": dct_flip}
     k = int(max(y.max(), yt.max())) + 1
     profiles, margins_all, accs, histories, seconds = {}, {}, {}, {}, 0.0
@@ -420,10 +457,10 @@ def study_flipped(args, device, out: Path) -> tuple[dict[str, Any], str]:
         accs[name] = accuracy(model, tf(xt), yt, device)
         _common.atomic_torch_save(model_record(model, args.arch, k, study="flipped", data=name),
                                   out / "flipped_models" / f"{name}.pt")  # fmt: skip
-        m, dt = margin_profile(model, tf(xt[: args.eval_images]), spaces, args, device, f"margins {name}")
+        margins_all[name], dt, profiles[name] = _measure(
+            model, tf(xt[: args.eval_images]), spaces, args, device, f"margins {name}"
+        )
         seconds += dt
-        margins_all[name] = m
-        profiles[name] = _records([n for n, _ in spaces], m, [s.dim(shape) for _, s in spaces])
     std, flp = (_median(profiles[n])[: len(dct)] for n in variants)
     checks = {
         "standard: lowest block < highest block": bool(std[0] < std[-1]),
@@ -456,28 +493,16 @@ def study_forgetting(args, device, out: Path) -> tuple[dict[str, Any], str]:
     from ..benchmark.models import model_record
 
     x, y, xt, yt, dct, spaces = _cifar_setup(args, device)
-    shape = tuple(x.shape[1:])
-    if args.cutoff >= min(shape[1:]):
-        raise SystemExit(f"--cutoff {args.cutoff} must be smaller than the image side {min(shape[1:])}")
+    if args.cutoff >= min(x.shape[2:]):
+        raise SystemExit(f"--cutoff {args.cutoff} must be smaller than the image side {min(x.shape[2:])}")
     k = int(max(y.max(), yt.max())) + 1
-    low = dct_low_pass(x, args.cutoff)
-    xt_low = dct_low_pass(xt, args.cutoff)
     stages = [
         ("1: low + high", x, args.epochs, args.lr),
-        ("2: low-pass only", low, args.finetune_epochs, args.finetune_lr),
+        ("2: low-pass only", dct_low_pass(x, args.cutoff), args.finetune_epochs, args.finetune_lr),
         ("3: low + high again", x, args.finetune_epochs, args.finetune_lr),
     ]
-    model, arch = None, args.arch
-    if args.init:
-        from ..benchmark.models import load_model
-
-        try:
-            model, meta = load_model(args.init)
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"--init {args.init}: {e}") from e
-        if meta["num_classes"] != k:
-            raise SystemExit(f"--init {args.init}: the model has {meta['num_classes']} classes, the data {k}")
-        model, arch = model.to(device).eval(), meta["arch"]
+    xt_low = dct_low_pass(xt, args.cutoff)
+    model, arch = _initial_model(args.init, k, device) if args.init else (None, args.arch)
     profiles, margins_all, accs, histories, seconds = {}, {}, {}, {}, 0.0
     for i, (name, data, epochs, lr) in enumerate(stages):
         if i == 0 and args.init:
@@ -491,50 +516,93 @@ def study_forgetting(args, device, out: Path) -> tuple[dict[str, Any], str]:
                       "low_pass": accuracy(model, xt_low, yt, device)}  # fmt: skip
         _common.atomic_torch_save(model_record(model, arch, k, study="forgetting", stage=name),
                                   out / "forgetting_models" / f"stage{i + 1}.pt")  # fmt: skip
-        m, dt = margin_profile(model, xt[: args.eval_images], spaces, args, device, f"margins stage {i + 1}")
+        margins_all[name], dt, profiles[name] = _measure(
+            model, xt[: args.eval_images], spaces, args, device, f"margins stage {i + 1}"
+        )
         seconds += dt
-        margins_all[name] = m
-        profiles[name] = _records([n for n, _ in spaces], m, [s.dim(shape) for _, s in spaces])
-    high = [j for j, (_, s) in enumerate(dct) if s.rows[0] >= args.cutoff]
-    low_blocks = [j for j, (_, s) in enumerate(dct) if s.rows[1] <= args.cutoff]
-    if not high or not low_blocks:
-        raise SystemExit(f"--cutoff {args.cutoff}: need DCT blocks entirely below and above it (see --block)")
-
-    def pooled(name: str, rows: list[int]) -> float:
-        return float(np.median(margins_all[name][rows].numpy()))  # inf where more than half unreached
-
-    s1, s2, s3 = (pooled(n, high) for n, *_ in stages)
-    # relative to the low frequencies (which also move when the model changes): the invariance signal
-    r1, r2, r3 = (pooled(n, high) / pooled(n, low_blocks) for n, *_ in stages)
-    checks = {
-        "high/low margin ratio grows on low-pass data (stage 2 > stage 1)": bool(r2 > r1),
-        "and falls back on full data (stage 3 < stage 2)": bool(r3 < r2),
-    }
+    high, ratio, checks = _forgetting_checks(margins_all, dct, args.cutoff)
     plot_margin_profiles(
         {n: m[: len(dct)] for n, m in margins_all.items()}, out / "forgetting.png",
         labels=[n for n, _ in dct],
         title=f"{arch}: train on CIFAR-10, fine-tune on low-pass (cutoff {args.cutoff}), then full",
         xlabel=f"{args.block}x{args.block} DCT block along the diagonal (low to high frequency)",
     )  # fmt: skip
+    md = _forgetting_markdown(args, arch, len(x), len(xt), profiles, accs, high, ratio, checks)
+    results = {
+        "accuracy": accs, "history": histories, "profiles": profiles, "checks": checks,
+        "high_frequency_median": high, "high_low_ratio": ratio, "seconds_margins": seconds,
+        "reproduced": all(checks.values()),
+    }  # fmt: skip
+    return results, md
+
+
+def _initial_model(path: str, num_classes: int, device: torch.device) -> tuple[nn.Module, str]:
+    """``--init``: a saved model of ``num_classes`` classes as stage 1, and its architecture."""
+    from ..benchmark.models import load_model
+
+    try:
+        model, meta = load_model(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"--init {path}: {e}") from e
+    if meta["num_classes"] != num_classes:
+        raise SystemExit(
+            f"--init {path}: the model has {meta['num_classes']} classes, the data {num_classes}"
+        )
+    return model.to(device).eval(), meta["arch"]
+
+
+def _forgetting_checks(
+    margins: dict[str, torch.Tensor], dct: Sequence[tuple[str, Any]], cutoff: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, bool]]:
+    """Per stage (``stage1``..): the median margin pooled over the DCT blocks above ``cutoff``, and its
+    ratio to the one pooled over the blocks below it; and the checks that the ratio grows on low-pass
+    data (stage 2) and falls back on full data (stage 3)."""
+    high = [j for j, (_, s) in enumerate(dct) if s.rows[0] >= cutoff]
+    low_blocks = [j for j, (_, s) in enumerate(dct) if s.rows[1] <= cutoff]
+    if not high or not low_blocks:
+        raise SystemExit(f"--cutoff {cutoff}: need DCT blocks entirely below and above it (see --block)")
+
+    def pooled(m: torch.Tensor, rows: list[int]) -> float:
+        return float(np.median(m[rows].numpy()))  # inf where more than half unreached
+
+    stages = [f"stage{i + 1}" for i in range(len(margins))]
+    medians = {st: pooled(m, high) for st, m in zip(stages, margins.values(), strict=True)}
+    # relative to the low frequencies (which also move when the model changes): the invariance signal
+    ratio = {
+        st: pooled(m, high) / pooled(m, low_blocks) for st, m in zip(stages, margins.values(), strict=True)
+    }
+    checks = {
+        "high/low margin ratio grows on low-pass data (stage 2 > stage 1)": bool(
+            ratio["stage2"] > ratio["stage1"]
+        ),
+        "and falls back on full data (stage 3 < stage 2)": bool(ratio["stage3"] < ratio["stage2"]),
+    }
+    return medians, ratio, checks
+
+
+def _forgetting_markdown(
+    args: argparse.Namespace,
+    arch: str,
+    n_train: int,
+    n_test: int,
+    profiles: dict[str, list[dict[str, Any]]],
+    accs: dict[str, dict[str, float]],
+    high: dict[str, float],
+    ratio: dict[str, float],
+    checks: dict[str, bool],
+) -> str:
     md = _profile_table(profiles)
     acc_rows = [[n, f"{a['full']:.1f}", f"{a['low_pass']:.1f}"] for n, a in accs.items()]
     md += "\n\n" + _common.table(acc_rows, ["stage", "test acc. full (%)", "test acc. low-pass (%)"])
     first = f"the model {args.init} (stage 1)" if args.init else f"{args.epochs} epochs on full images"
-    md += (
-        f"\n\n{arch}, {len(x)} CIFAR-10 training images: {first}, then "
+    return md + (
+        f"\n\n{arch}, {n_train} CIFAR-10 training images: {first}, then "
         f"{args.finetune_epochs} on low-pass images (DCT cutoff {args.cutoff}), then {args.finetune_epochs} "
-        f"on full images; margins of the same {min(args.eval_images, len(xt))} full test images after each "
-        f"stage. Median margin over the blocks above the cutoff: {_f(s1)} -> {_f(s2)} -> {_f(s3)}; its "
-        f"ratio to the median over the blocks below it: {_f(r1)} -> {_f(r2)} -> {_f(r3)}."
+        f"on full images; margins of the same {min(args.eval_images, n_test)} full test images after each "
+        f"stage. Median margin over the blocks above the cutoff: {' -> '.join(map(_f, high.values()))}; its "
+        f"ratio to the median over the blocks below it: {' -> '.join(map(_f, ratio.values()))}."
         + _checks_text(checks)
     )
-    results = {
-        "accuracy": accs, "history": histories, "profiles": profiles, "checks": checks,
-        "high_frequency_median": {"stage1": s1, "stage2": s2, "stage3": s3},
-        "high_low_ratio": {"stage1": r1, "stage2": r2, "stage3": r3}, "seconds_margins": seconds,
-        "reproduced": all(checks.values()),
-    }  # fmt: skip
-    return results, md
 
 
 def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
