@@ -293,8 +293,9 @@ def margin_profile(
     args: argparse.Namespace,
     device: torch.device,
     desc: str,
-) -> tuple[torch.Tensor, float]:
-    """Margins ``(S, N)`` of ``images`` in each named subspace, and the seconds it took."""
+) -> tuple[torch.Tensor, float, list[dict[str, Any]]]:
+    """Margins ``(S, N)`` of ``images`` in each named subspace, the seconds it took, and the records of
+    ``<study>.json`` (per subspace: its dimension, the summary and every margin)."""
     from tqdm.auto import tqdm
 
     from ...analysis import subspace_margin
@@ -304,21 +305,9 @@ def margin_profile(
     t0 = time.perf_counter()
     for i, (_, sub) in enumerate(tqdm(spaces, desc=desc, disable=args.no_progress, leave=False)):
         out[i] = subspace_margin(model, x, sub, candidates=args.candidates, max_iter=args.max_iter).cpu()
-    return out, time.perf_counter() - t0
-
-
-def _measure(
-    model: nn.Module,
-    images: torch.Tensor,
-    spaces: Sequence[tuple[str, Any]],
-    args: argparse.Namespace,
-    device: torch.device,
-    desc: str,
-) -> tuple[torch.Tensor, float, list[dict[str, Any]]]:
-    """:func:`margin_profile` and its per-subspace records (summary and every margin)."""
-    m, seconds = margin_profile(model, images, spaces, args, device, desc)
+    seconds = time.perf_counter() - t0
     shape = tuple(images.shape[1:])
-    return m, seconds, _records([n for n, _ in spaces], m, [s.dim(shape) for _, s in spaces])
+    return out, seconds, _records([n for n, _ in spaces], out, [s.dim(shape) for _, s in spaces])
 
 
 def dct_spaces(shape: tuple[int, int, int], block: int, step: int) -> list[tuple[str, Any]]:
@@ -404,7 +393,7 @@ def study_synthetic(args, device, out: Path) -> tuple[dict[str, Any], str]:
         ("random, orthogonal to u", orth),
         ("random (control)", random_subspace(shape, dim, generator=gs, device=device)),
     ]
-    margins, seconds, recs = _measure(model, xt[: args.eval_images], spaces, args, device, "margins")
+    margins, seconds, recs = margin_profile(model, xt[: args.eval_images], spaces, args, device, "margins")
     by = {r["subspace"]: r for r in recs}
     holding = [n for n, s in dct if s.rows[0] <= args.frequency < s.rows[1]]
     others = [r["median"] for n, _ in dct if n not in holding for r in [by[n]]]
@@ -457,7 +446,7 @@ def study_flipped(args, device, out: Path) -> tuple[dict[str, Any], str]:
         accs[name] = accuracy(model, tf(xt), yt, device)
         _common.atomic_torch_save(model_record(model, args.arch, k, study="flipped", data=name),
                                   out / "flipped_models" / f"{name}.pt")  # fmt: skip
-        margins_all[name], dt, profiles[name] = _measure(
+        margins_all[name], dt, profiles[name] = margin_profile(
             model, tf(xt[: args.eval_images]), spaces, args, device, f"margins {name}"
         )
         seconds += dt
@@ -516,7 +505,7 @@ def study_forgetting(args, device, out: Path) -> tuple[dict[str, Any], str]:
                       "low_pass": accuracy(model, xt_low, yt, device)}  # fmt: skip
         _common.atomic_torch_save(model_record(model, arch, k, study="forgetting", stage=name),
                                   out / "forgetting_models" / f"stage{i + 1}.pt")  # fmt: skip
-        margins_all[name], dt, profiles[name] = _measure(
+        margins_all[name], dt, profiles[name] = margin_profile(
             model, xt[: args.eval_images], spaces, args, device, f"margins stage {i + 1}"
         )
         seconds += dt
