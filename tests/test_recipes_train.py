@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -349,3 +350,26 @@ def test_default_threads_leave_the_cores_to_the_workers(monkeypatch):
     assert train.default_threads(torch.device("cpu"), 3) == 2
     assert train.default_threads(torch.device("cpu"), 8) == 1  # never below one thread
     assert train.default_threads(torch.device("cuda"), 4) is None  # torch's default on a GPU box
+
+
+def test_the_train_config_comes_from_the_options(tmp_path):
+    data = numpy_dataset(tmp_path / "np", n_train=8, n_test=4, size=8)
+    argv = ["--dataset", "numpy", "--data-dir", str(data), "--epochs", "3", "--out", str(tmp_path / "r")]
+    argv += ["--lr", "0.05", "--grad-clip", "0", "--no-amp", "--no-progress", "--adversarial", "l2"]
+    args = train.build_parser().parse_args(argv)
+    cfg = train.resolve(args, build_data("numpy", data))
+    config = train.train_config(cfg)
+    assert (config.epochs, config.lr, config.batch_size, config.weight_decay) == (3, 0.05, 128, 5e-4)
+    assert (config.grad_clip, config.amp, config.progress, config.channels_last) == (None, False, False, True)
+    assert config.adversarial is not None and (config.adversarial.norm, config.adversarial.eps) == ("l2", 0.5)
+    # every field is an option of the command (or its --no- switch), except the engine's own four
+    options = {a.dest for a in train.build_parser()._actions}
+    switches = {"amp", "channels_last", "progress"}
+    own = {f.name for f in dataclasses.fields(TrainConfig) if f.name not in options | switches}
+    assert own == {"nesterov", "num_splits", "val_every", "drop_last"}
+    assert {"no_amp", "no_channels_last", "no_progress"} <= options
+
+
+def test_a_bad_train_config_value_is_the_users_mistake():
+    with pytest.raises(SystemExit, match="pct_start must be in"):
+        train.train_config({"epochs": 1, "pct_start": 1.5, "adversarial": "none"})

@@ -48,7 +48,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,6 +233,30 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], **overrides: Any) -> TrainConfig:
+        """The config of a command's resolved options (``vars(args)`` with its defaults filled in).
+
+        Each field takes the option of its name; a ``--no-X`` switch (``no_amp``, ``no_channels_last``,
+        ``no_progress``) sets field ``X`` to its negation; ``--grad-clip 0`` is ``None`` (off). Fields
+        with no option keep their defaults; ``overrides`` (e.g. ``adversarial=``, which the commands
+        resolve from their ``--adv-*`` options) win over everything.
+
+        Example:
+            >>> c = TrainConfig.from_options({"epochs": 2, "lr": 0.1, "no_amp": True, "grad_clip": 0})
+            >>> (c.epochs, c.lr, c.amp, c.grad_clip, c.batch_size)
+            (2, 0.1, False, None, 128)
+        """
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name in options:
+                values[field.name] = options[field.name]
+            elif f"no_{field.name}" in options:
+                values[field.name] = not options[f"no_{field.name}"]
+        if "grad_clip" in values:
+            values["grad_clip"] = values["grad_clip"] or None
+        return cls(**{**values, **overrides})
 
 
 # ---------------------------------------------------------------------------------------------- seeds & dist

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from ...attacks import MODEL_MODES, NORMS
 from ...presets import PRESETS
@@ -149,6 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=PlainHelpFormatter,
     )
     p.add_argument("--config", help="YAML file of option defaults (command-line values win)")
+    for add_group in (
+        _add_data_arguments,
+        _add_model_arguments,
+        _add_augmentation_arguments,
+        _add_optimisation_arguments,
+        _add_system_arguments,
+        _add_evaluation_arguments,
+        add_adversarial_arguments,
+    ):
+        add_group(p)
+    return p
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("data")
     d.add_argument("--dataset", required=True, choices=DATASETS, help="the training data (see --data-dir)")
     d.add_argument(
@@ -176,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--workers", type=nonneg_int, default=min(8, os.cpu_count() or 1), help="DataLoader workers"
     )
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
     m.add_argument(
         "--arch", choices=ARCHS, help="default: cifar_resnet18 (32 px), resnet18 (IN-100), resnet50"
@@ -190,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help=f"fixed input pre-processing inside the model, train and test: {PREPROCESS_HELP}",
     )
+
+
+def _add_augmentation_arguments(p: argparse.ArgumentParser) -> None:
     a = p.add_argument_group("augmentation")
     a.add_argument(
         "--augment",
@@ -237,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--augmix-severity", type=number(int, 1, 10), default=3, help="AugMix severity (the baseline: 3)"
     )
+
+
+def _add_optimisation_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("optimisation (defaults by task: the method's code)")
     o.add_argument("--epochs", type=positive_int, required=True, help="number of epochs")
     o.add_argument("--batch-size", type=positive_int, help="global batch (default 128 CIFAR, 256 ImageNet)")
@@ -253,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument(
         "--seed", type=nonneg_int, default=0, help="seeds the model, the data order and the augmentation"
     )
+
+
+def _add_system_arguments(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     s.add_argument(
@@ -276,12 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--deterministic", action="store_true", help="deterministic kernels (exact resume on CUDA)"
     )
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_evaluation_arguments(p: argparse.ArgumentParser) -> None:
     e = p.add_argument_group("evaluation after training")
     e.add_argument("--corruptions-dir", help="evaluate on this corruption set into RUN_DIR/eval")
     e.add_argument("--eval-batch-size", type=positive_int, default=256, help="evaluation batch size")
     e.add_argument("--mce-baseline", help="results.json of a baseline run to normalise the mCE by (IN-100)")
-    add_adversarial_arguments(p)
-    return p
 
 
 #: options outside the engine's TrainConfig that change what a resumed run trains (the engine checks its own)
@@ -391,29 +419,12 @@ def make_prime(cfg: dict[str, Any]) -> PRIME:
     )
 
 
-def _train_config(cfg: dict[str, Any]) -> TrainConfig:
-    return TrainConfig(
-        epochs=cfg["epochs"],
-        batch_size=cfg["batch_size"],
-        lr=cfg["lr"],
-        momentum=cfg["momentum"],
-        weight_decay=cfg["weight_decay"],
-        schedule=cfg["schedule"],
-        pct_start=cfg["pct_start"],
-        warmup_epochs=cfg["warmup_epochs"],
-        grad_clip=cfg["grad_clip"] or None,
-        label_smoothing=cfg["label_smoothing"],
-        jsd=cfg["jsd"],
-        jsd_weight=cfg["jsd_weight"],
-        seed=cfg["seed"],
-        workers=cfg["workers"],
-        amp=not cfg["no_amp"],
-        channels_last=not cfg["no_channels_last"],
-        compile=cfg["compile"],
-        deterministic=cfg["deterministic"],
-        progress=not cfg["no_progress"],
-        adversarial=resolve_adversarial(dict(cfg)),
-    )
+def train_config(cfg: dict[str, Any]) -> TrainConfig:
+    """The engine's config of the resolved options, built once per run (a bad value is the user's)."""
+    try:
+        return TrainConfig.from_options(cfg, adversarial=resolve_adversarial(dict(cfg)))
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
 
 
 def _interrupted(done: int | None, cfg: dict[str, Any], argv: Sequence[str]) -> CommandExit:
@@ -441,69 +452,113 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device, argv: Sequenc
     """
     out = Path(cfg["out"])
     argv = list(sys.argv[1:] if argv is None else argv)
+    model = _model(cfg, spec)
+    config = train_config(cfg)
+    train_set, aug = _augmented_training_set(cfg, _training_set(cfg, spec), device)
+    trainer = None
+    try:
+        trainer = Trainer(
+            model,
+            train_set,
+            spec.train_transform,
+            config,
+            aug,
+            device=device,
+            out_dir=out,
+            arch=cfg["arch"],
+            num_classes=spec.num_classes,
+            record=_record(cfg, spec, config),
+        )
+        result = trainer.fit(resume=cfg["resume"])
+    except RunError as e:
+        raise SystemExit(str(e)) from e
+    except KeyboardInterrupt:
+        raise _interrupted(trainer and trainer.saved_epoch, cfg, argv) from None
+    if result.already_complete and _nothing_left(cfg):
+        return out
+    if cfg["corruptions_dir"] and trainer.dist.is_main:
+        _evaluate(cfg, spec, trainer, argv)
+    return out
+
+
+def _model(cfg: dict[str, Any], spec: DataSpec) -> torch.nn.Module:
+    """The seeded network (``--arch``, ``--preprocess``), with the ``--weights`` loaded."""
     seed_everything(cfg["seed"])
     model = build_model(
         cfg["arch"], spec.num_classes, mean=spec.mean, std=spec.std, preprocess=cfg.get("preprocess")
     )
     if cfg["weights"]:
         load_weights(model, cfg["weights"])
-    try:
-        config = _train_config(cfg)
-    except ValueError as e:
-        raise SystemExit(str(e)) from e
+    return model
+
+
+def _training_set(cfg: dict[str, Any], spec: DataSpec) -> Dataset:
+    """The dataset's training images joined with the ``--extra-train-dir`` folders."""
     extra = cfg.get("extra_train_dir") or []
     try:
-        base_train = union_train_set(
+        train = union_train_set(
             spec, extra, ignore_other_classes=spec.name == "imagenet100" or bool(cfg.get("class_list"))
         )
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"prime-augment train: {e}") from e
     if extra:
         print(
-            f"training set: {len(spec.train)} images + {len(base_train) - len(spec.train)} from "
-            f"{len(extra)} extra folder(s) = {len(base_train)}",
+            f"training set: {len(spec.train)} images + {len(train) - len(spec.train)} from "
+            f"{len(extra)} extra folder(s) = {len(train)}",
             file=sys.stderr,
         )
-    train_set, transform = base_train, spec.train_transform
+    return train
+
+
+def _augmented_training_set(
+    cfg: dict[str, Any], train: Dataset, device: torch.device
+) -> tuple[Dataset, Augmentation]:
+    """The training set the loader reads and the augmentation the engine applies (``--augment``)."""
     if cfg["offline_copies"]:
-        from .offline import OfflineDataset, generate_copies
-
-        rank = int(os.environ.get("RANK", "0"))
-        copies_path = out / f"offline_k{cfg['offline_copies']}.npy"
-        if not isinstance(base_train, ArrayDataset):
-            raise SystemExit(
-                "--offline-copies needs array images: the --extra-train-dir folders must be .npy arrays "
-                "of the training images' size"
-            )
-        if rank == 0:
-            generate_copies(
-                base_train,
-                make_prime(cfg),
-                cfg["offline_copies"],
-                copies_path,
-                seed=cfg["seed"],
-                device=device,
-                progress=not cfg["no_progress"],
-            )
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-        import numpy as np
-
-        copies = np.load(copies_path, mmap_mode="r")
-        train_set = OfflineDataset(base_train, copies, views=3 if cfg["jsd"] else 1)
-        aug = Augmentation("offline")
-    elif cfg["augment"] == "prime":
-        aug = Augmentation("prime", prime=make_prime(cfg), placement=cfg["augment_on"])
-    elif cfg["augment"] == "prime-public":
+        return _offline_copies(cfg, train, device), Augmentation("offline")
+    if cfg["augment"] == "prime":
+        return train, Augmentation("prime", prime=make_prime(cfg), placement=cfg["augment_on"])
+    if cfg["augment"] == "prime-public":
         public = PublicPRIME(cfg["preset"], fir_tap=cfg["public_fir_tap"])
-        aug = Augmentation("prime-public", prime=public, placement=cfg["augment_on"])
-    else:
-        aug = Augmentation(
-            cfg["augment"], placement=cfg["augment_on"], augmix_severity=cfg["augmix_severity"]
+        return train, Augmentation("prime-public", prime=public, placement=cfg["augment_on"])
+    severity = cfg["augmix_severity"]
+    return train, Augmentation(cfg["augment"], placement=cfg["augment_on"], augmix_severity=severity)
+
+
+def _offline_copies(cfg: dict[str, Any], train: Dataset, device: torch.device) -> Dataset:
+    """``--offline-copies k``: the ``k`` PRIME copies of every image, made once by rank 0 into the run
+    directory, served one per image and epoch (or as the JSD views)."""
+    from .offline import OfflineDataset, generate_copies
+
+    copies_path = Path(cfg["out"]) / f"offline_k{cfg['offline_copies']}.npy"
+    if not isinstance(train, ArrayDataset):
+        raise SystemExit(
+            "--offline-copies needs array images: the --extra-train-dir folders must be .npy arrays "
+            "of the training images' size"
         )
-    record = {
+    if int(os.environ.get("RANK", "0")) == 0:
+        generate_copies(
+            train,
+            make_prime(cfg),
+            cfg["offline_copies"],
+            copies_path,
+            seed=cfg["seed"],
+            device=device,
+            progress=not cfg["no_progress"],
+        )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    import numpy as np
+
+    copies = np.load(copies_path, mmap_mode="r")
+    return OfflineDataset(train, copies, views=3 if cfg["jsd"] else 1)
+
+
+def _record(cfg: dict[str, Any], spec: DataSpec, config: TrainConfig) -> dict[str, Any]:
+    """What the engine records of the run beside its own config (data, augmentation, attack)."""
+    return {
         "dataset": {
             "name": spec.name,
             "data_dir": str(cfg["data_dir"]),
@@ -511,60 +566,49 @@ def run(cfg: dict[str, Any], spec: DataSpec, device: torch.device, argv: Sequenc
             "family": spec.family,
             "classes": spec.classes,
             "class_list": cfg["class_list"],
-            "extra_train_dirs": extra,
+            "extra_train_dirs": cfg.get("extra_train_dir") or [],
         },
         "augment": cfg["augment"],
         "jsd": cfg["jsd"],
         "adversarial": config.adversarial.describe() if config.adversarial is not None else None,
     }
-    trainer = None
-    try:
-        trainer = Trainer(
-            model,
-            train_set,
-            transform,
-            config,
-            aug,
-            device=device,
-            out_dir=out,
-            arch=cfg["arch"],
-            num_classes=spec.num_classes,
-            record=record,
-        )
-        result = trainer.fit(resume=cfg["resume"])
-    except RunError as e:
-        raise SystemExit(str(e)) from e
-    except KeyboardInterrupt:
-        raise _interrupted(trainer and trainer.saved_epoch, cfg, argv) from None
-    if result.already_complete:
-        state = f"{out} holds a complete run ({cfg['epochs']}/{cfg['epochs']} epochs, model.pt)"
-        if not cfg["corruptions_dir"] or (out / "eval" / "results.json").exists():
-            print(f"prime-augment train: {state}: nothing to do", file=sys.stderr)
-            return out
-        print(f"prime-augment train: {state}; evaluating it (no eval/results.json yet)", file=sys.stderr)
-    if cfg["corruptions_dir"] and trainer.dist.is_main:
-        from .evaluate import evaluate_run
 
-        try:
-            evaluate_run(
-                out,
-                spec,
-                cfg["corruptions_dir"],
-                out / "eval",
-                device=trainer.device,
-                batch_size=cfg["eval_batch_size"],
-                workers=cfg["workers"],
-                baseline=cfg["mce_baseline"],
-                progress=not cfg["no_progress"],
-            )
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(
-                f"the evaluation failed: {e}; the trained model is {out / 'model.pt'} "
-                f"(fix the set, then: {resume_command(argv)})"
-            ) from e
-        except KeyboardInterrupt:
-            raise _interrupted(trainer.saved_epoch, cfg, argv) from None
-    return out
+
+def _nothing_left(cfg: dict[str, Any]) -> bool:
+    """A resumed run that was already complete: whether its evaluation is done too (says which)."""
+    out = Path(cfg["out"])
+    state = f"{out} holds a complete run ({cfg['epochs']}/{cfg['epochs']} epochs, model.pt)"
+    if not cfg["corruptions_dir"] or (out / "eval" / "results.json").exists():
+        print(f"prime-augment train: {state}: nothing to do", file=sys.stderr)
+        return True
+    print(f"prime-augment train: {state}; evaluating it (no eval/results.json yet)", file=sys.stderr)
+    return False
+
+
+def _evaluate(cfg: dict[str, Any], spec: DataSpec, trainer: Trainer, argv: Sequence[str]) -> None:
+    """``--corruptions-dir``: evaluate the trained model into ``RUN_DIR/eval``."""
+    from .evaluate import evaluate_run
+
+    out = Path(cfg["out"])
+    try:
+        evaluate_run(
+            out,
+            spec,
+            cfg["corruptions_dir"],
+            out / "eval",
+            device=trainer.device,
+            batch_size=cfg["eval_batch_size"],
+            workers=cfg["workers"],
+            baseline=cfg["mce_baseline"],
+            progress=not cfg["no_progress"],
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(
+            f"the evaluation failed: {e}; the trained model is {out / 'model.pt'} "
+            f"(fix the set, then: {resume_command(argv)})"
+        ) from e
+    except KeyboardInterrupt:
+        raise _interrupted(trainer.saved_epoch, cfg, argv) from None
 
 
 def default_threads(device: torch.device, workers: int) -> int | None:
@@ -594,8 +638,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_with_config(build_parser(), argv)
     device = resolve_device(args.device)
     args.threads = set_threads(args.threads, device, args.workers)
+    spec = _data(args)
+    cfg = resolve(args, spec)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _check_resume(cfg)
+        out = Path(cfg["out"])
+        if not (cfg["resume"] and (out / "checkpoint.pt").exists()):  # a resumed run keeps its start's
+            pre = {**spec.preprocessing, "model_input": describe_preprocess(cfg["preprocess"])}
+            env = environment(device)
+            write_run_config(out, {"options": cfg, "preprocessing": pre, "environment": env})
+    run(cfg, spec, device, argv=sys.argv[1:] if argv is None else argv)
+    return 0
+
+
+def _data(args: argparse.Namespace) -> DataSpec:
     try:
-        spec = build_data(
+        return build_data(
             args.dataset,
             args.data_dir,
             download=args.download,
@@ -607,29 +665,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"prime-augment train: {e}") from e
-    cfg = resolve(args, spec)
+
+
+def _check_resume(cfg: dict[str, Any]) -> None:
+    """Refuse a new run over a started one, and a ``--resume`` that changes a :data:`CHECKED_ON_RESUME`."""
     out = Path(cfg["out"])
-    if int(os.environ.get("RANK", "0")) == 0:
-        cfg_file = out / "config.json"
-        if cfg_file.exists() and not cfg["resume"] and (out / "checkpoint.pt").exists():
-            raise SystemExit(f"{out} already holds a run: pass --resume, or choose another --out")
-        if cfg["resume"] and cfg_file.exists():
-            try:
-                old = json.loads(cfg_file.read_text()).get("options", {})
-            except (OSError, ValueError, AttributeError) as e:
-                raise SystemExit(f"--resume {out}: cannot read {cfg_file} ({e})") from e
-            diff = [k for k in CHECKED_ON_RESUME if old.get(k, cfg[k]) != cfg[k]]
-            if diff:
-                raise SystemExit(
-                    f"--resume {out}: the run was started with other options "
-                    f"({', '.join(f'{k}: {old[k]!r} -> {cfg[k]!r}' for k in diff)})"
-                )
-        if not (cfg["resume"] and (out / "checkpoint.pt").exists()):  # a resumed run keeps its start's
-            pre = {**spec.preprocessing, "model_input": describe_preprocess(cfg["preprocess"])}
-            env = environment(device)
-            write_run_config(out, {"options": cfg, "preprocessing": pre, "environment": env})
-    run(cfg, spec, device, argv=sys.argv[1:] if argv is None else argv)
-    return 0
+    cfg_file = out / "config.json"
+    if cfg_file.exists() and not cfg["resume"] and (out / "checkpoint.pt").exists():
+        raise SystemExit(f"{out} already holds a run: pass --resume, or choose another --out")
+    if not (cfg["resume"] and cfg_file.exists()):
+        return
+    try:
+        old = json.loads(cfg_file.read_text()).get("options", {})
+    except (OSError, ValueError, AttributeError) as e:
+        raise SystemExit(f"--resume {out}: cannot read {cfg_file} ({e})") from e
+    diff = [k for k in CHECKED_ON_RESUME if old.get(k, cfg[k]) != cfg[k]]
+    if diff:
+        raise SystemExit(
+            f"--resume {out}: the run was started with other options "
+            f"({', '.join(f'{k}: {old[k]!r} -> {cfg[k]!r}' for k in diff)})"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover
