@@ -330,3 +330,14 @@ def test_cli_lists_the_three_commands_with_examples(capsys):
     with pytest.raises(SystemExit) as e:
         main(["filling-level-sweep", "beta", "--help"])
     assert e.value.code == 0 and "--alphas" in capsys.readouterr().out
+
+
+def test_the_train_config_comes_from_the_options(data, tmp_path):
+    argv = ["--manifest", str(data), "--split", "S1", "--out", str(tmp_path / "o"), "--epochs", "3"]
+    argv += ["--grad-clip", "0", "--no-amp", "--no-progress", "--adversarial", "l2", "--weights", "w.pt"]
+    cfg = filling_level.resolve(filling_level.build_parser().parse_args(argv))
+    config = filling_level._train_config(cfg)
+    assert (config.epochs, config.lr, config.batch_size, config.schedule) == (3, 0.005, 32, "linear")
+    assert (config.grad_clip, config.amp, config.progress) == (None, False, False)
+    assert (config.momentum, config.weight_decay, config.workers) == (0.9, 5e-4, cfg["workers"])
+    assert config.adversarial is not None and config.adversarial.norm == "l2"

@@ -48,6 +48,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=PlainHelpFormatter,
     )
     p.add_argument("--config", help="YAML file of option defaults (command-line values win)")
+    _add_data_arguments(p)
+    _add_model_arguments(p)
+    _add_augmentation_arguments(p)
+    _add_optimisation_arguments(p)
+    _add_system_arguments(p)
+    add_adversarial_arguments(p)
+    return p
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The manifest, the split, the image size and the validation carve."""
     d = p.add_argument_group("data")
     d.add_argument("--manifest", required=True, help="CSV path,container,filling_level,S1,S2,S3")
     d.add_argument("--split", required=True, choices=SPLITS, help="which train/test assignment to use")
@@ -152,12 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--workers", type=nonneg_int, default=min(4, os.cpu_count() or 1), help="DataLoader workers"
     )
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The network, and the weights it starts from."""
     m = p.add_argument_group("model")
     m.add_argument("--arch", choices=ARCHS, default="resnet18", help="network (cifar_resnet8/20: CPU demos)")
     m.add_argument("--weights", help="local weights to fine-tune from (model.pt or a torchvision state dict)")
     m.add_argument(
         "--freeze-blocks", type=nonneg_int, default=0, help="freeze the first L blocks (stem = block 1)"
     )
+
+
+def _add_augmentation_arguments(p: argparse.ArgumentParser) -> None:
+    """DA_PRIME: the PRIME preset and its overrides, the crop and the flip."""
     a = p.add_argument_group("augmentation (DA_PRIME)")
     a.add_argument(
         "--augment", choices=("none", "prime"), default="prime", help="DA_PRIME (default) or crop + flip only"
@@ -180,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--crop-padding", type=nonneg_int, help="random-crop padding in pixels (default: size / 16)"
     )
+
+
+def _add_optimisation_arguments(p: argparse.ArgumentParser) -> None:
+    """SGD, its schedule, the sampling, the seed."""
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=positive_int, required=True, help="number of epochs")
     o.add_argument("--batch-size", type=positive_int, default=32, help="training batch size")
@@ -197,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument(
         "--seed", type=nonneg_int, default=0, help="seeds the model, the sampling and the augmentation"
     )
+
+
+def _add_system_arguments(p: argparse.ArgumentParser) -> None:
+    """Device, run directory, resuming, evaluation batch size, mixed precision, progress bars."""
     s = p.add_argument_group("system")
     s.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     s.add_argument("--out", required=True, help="run directory")
@@ -206,8 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_adversarial_arguments(p)
-    return p
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -443,7 +469,101 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 def run(cfg: dict[str, Any], device: torch.device, manifest: Manifest | None = None) -> dict[str, Any]:
     """Train and test one filling-level run with a resolved config; returns (and writes) the results."""
     out = Path(cfg["out"])
-    m = manifest or read_manifest(cfg["manifest"])
+    data = _load_data(cfg, manifest or read_manifest(cfg["manifest"]))
+    seed_everything(cfg["seed"])
+    model = build_model(cfg["arch"], len(LEVELS), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    if cfg["weights"]:
+        load_weights(model, cfg["weights"])
+    frozen = freeze_blocks(model, cfg["freeze_blocks"]) if cfg["freeze_blocks"] else 0
+    aug = (
+        Augmentation("prime", prime=make_prime(cfg), placement=cfg["augment_on"])
+        if cfg["augment"] == "prime"
+        else Augmentation("none")
+    )
+    record = {
+        "task": "filling-level",
+        "split": data.split,
+        "classes": list(LEVELS),
+        "manifest": cfg["manifest"],
+    }
+    has_val = len(data.val_rows) > 0
+    trainer = Trainer(
+        model,
+        ArrayDataset(data.x_fit, data.y_fit, name=f"{data.split} train"),
+        _crop_and_flip(cfg, data.size),
+        _train_config(cfg),
+        aug,
+        device=device,
+        out_dir=out,
+        arch=cfg["arch"],
+        num_classes=len(LEVELS),
+        sampler_fn=None if cfg["no_balanced"] else balanced_sampler(data.y_fit),
+        validate_fn=_validator(data, device, cfg) if has_val else None,
+        select_metric="score" if has_val else None,
+        record=record,
+    )
+    result = trainer.fit(resume=cfg["resume"])
+    last, chosen, selection = _test_models(result, out, data, device, cfg)
+    res = {
+        "split": data.split,
+        "accuracy": chosen["accuracy"],
+        "per_container": chosen["per_container"],
+        "per_class": chosen["per_class"],
+        "confusion": chosen["confusion"],
+        "classes": list(LEVELS),
+        "n_test": chosen["n"],
+        "n_train": len(data.fit_rows),
+        "n_val": len(data.val_rows),
+        "model": "best.pt" if result.best is not None else "model.pt",
+        "selection": selection,
+        "last": {k: last[k] for k in ("accuracy", "per_container", "per_class")},
+        "train_containers": data.manifest.containers_of(data.fit_rows),
+        "val_containers": data.val_containers,
+        "test_containers": data.manifest.containers_of(data.test_rows),
+        "image_size": data.size,
+        "frozen_parameters": frozen,
+        "augmentation": trainer.augmentation.describe(trainer.device),
+        "config": cfg,
+        "environment": environment(device),
+    }
+    write_json(out / "results.json", res)
+    write_text(out / "results.md", _markdown(res))
+    return res
+
+
+@dataclass(frozen=True)
+class _Data:
+    """A run's images (uint8 ``[N, size, size, 3]``) and labels: fit, validation and test.
+
+    ``*_rows``: their manifest rows; ``val_containers``: the containers held out for validation.
+    """
+
+    manifest: Manifest
+    split: str
+    size: int
+    fit_rows: np.ndarray
+    val_rows: np.ndarray
+    test_rows: np.ndarray
+    val_containers: list[str]
+    x_fit: np.ndarray
+    x_val: np.ndarray
+    x_test: np.ndarray
+
+    @property
+    def y_fit(self) -> np.ndarray:
+        return self.manifest.labels[self.fit_rows]
+
+    @property
+    def y_val(self) -> np.ndarray:
+        return self.manifest.labels[self.val_rows]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.manifest.labels[self.test_rows]
+
+
+def _load_data(cfg: dict[str, Any], m: Manifest) -> _Data:
+    """The split's training rows (less the validation carve) and test rows, their images loaded."""
     split = cfg["split"]
     train_rows, test_rows = m.indices(split, "train"), m.indices(split, "test")
     if not len(train_rows) or not len(test_rows):
@@ -455,118 +575,74 @@ def run(cfg: dict[str, Any], device: torch.device, manifest: Manifest | None = N
         m, train_rows, cfg["val_mode"], cfg["val_fraction"], cfg["val_seed"]
     )
     size = cfg["image_size"] or _first_side(m)
-    progress = not cfg["no_progress"]
-    images = load_images(m, np.concatenate([fit_rows, val_rows, test_rows]), size, progress=progress)
+    rows = np.concatenate([fit_rows, val_rows, test_rows])
+    images = load_images(m, rows, size, progress=not cfg["no_progress"])
     n_fit, n_val = len(fit_rows), len(val_rows)
-    x_fit, x_val, x_test = images[:n_fit], images[n_fit : n_fit + n_val], images[n_fit + n_val :]
-    y_fit, y_val, y_test = m.labels[fit_rows], m.labels[val_rows], m.labels[test_rows]
+    return _Data(
+        m, split, size, fit_rows, val_rows, test_rows, val_containers,
+        images[:n_fit], images[n_fit : n_fit + n_val], images[n_fit + n_val :],
+    )  # fmt: skip
 
-    seed_everything(cfg["seed"])
-    model = build_model(cfg["arch"], len(LEVELS), mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    if cfg["weights"]:
-        load_weights(model, cfg["weights"])
-    frozen = freeze_blocks(model, cfg["freeze_blocks"]) if cfg["freeze_blocks"] else 0
+
+def _crop_and_flip(cfg: dict[str, Any], size: int) -> v2.Compose | None:
+    """The per-image training transform: a random crop (edge padding) and a horizontal flip."""
     pad = cfg["crop_padding"] if cfg["crop_padding"] is not None else max(1, size // 16)
     tf = [v2.RandomCrop(size, padding=pad, padding_mode="edge")] if pad > 0 else []
     if not cfg["no_flip"]:
         tf.append(v2.RandomHorizontalFlip())
-    transform = v2.Compose(tf) if tf else None
-    aug = (
-        Augmentation("prime", prime=make_prime(cfg), placement=cfg["augment_on"])
-        if cfg["augment"] == "prime"
-        else Augmentation("none")
-    )
-    config = TrainConfig(
-        epochs=cfg["epochs"],
-        batch_size=cfg["batch_size"],
-        lr=cfg["lr"],
-        momentum=cfg["momentum"],
-        weight_decay=cfg["weight_decay"],
-        schedule="linear",
-        warmup_epochs=cfg["warmup_epochs"],
-        grad_clip=cfg["grad_clip"] or None,
-        label_smoothing=cfg["label_smoothing"],
-        jsd=cfg["jsd"],
-        seed=cfg["seed"],
-        workers=cfg["workers"],
-        amp=not cfg["no_amp"],
-        progress=progress,
-        adversarial=resolve_adversarial(dict(cfg)),
-    )
-    amp = not cfg["no_amp"]
+    return v2.Compose(tf) if tf else None
+
+
+def _train_config(cfg: dict[str, Any]) -> TrainConfig:
+    """The engine's config of the resolved options (each field from the option of its name, see
+    :meth:`TrainConfig.from_options`), with the method's linear decay to 0 (the command has no
+    ``--schedule``) and the PGD of the ``--adv-*`` options."""
+    return TrainConfig.from_options(cfg, schedule="linear", adversarial=resolve_adversarial(dict(cfg)))
+
+
+def _validator(
+    data: _Data, device: torch.device, cfg: dict[str, Any]
+) -> Callable[[nn.Module], dict[str, float]]:
+    """The engine's ``validate_fn``: accuracy and loss on the validation images; the selection score is
+    the accuracy, ties broken by the lower loss."""
 
     def validate(net: nn.Module) -> dict[str, float]:
-        pred, loss = predict(net, x_val, y_val, device=device, batch_size=cfg["eval_batch_size"], amp=amp)
-        acc = 100.0 * float((pred == y_val).mean())
-        return {"accuracy": acc, "loss": loss, "score": acc - 0.01 * loss}  # ties: the lower loss
+        pred, loss = predict(
+            net,
+            data.x_val,
+            data.y_val,
+            device=device,
+            batch_size=cfg["eval_batch_size"],
+            amp=not cfg["no_amp"],
+        )
+        acc = 100.0 * float((pred == data.y_val).mean())
+        return {"accuracy": acc, "loss": loss, "score": acc - 0.01 * loss}
 
-    record = {"task": "filling-level", "split": split, "classes": list(LEVELS), "manifest": cfg["manifest"]}
-    trainer = Trainer(
-        model,
-        ArrayDataset(x_fit, y_fit, name=f"{split} train"),
-        transform,
-        config,
-        aug,
-        device=device,
-        out_dir=out,
-        arch=cfg["arch"],
-        num_classes=len(LEVELS),
-        sampler_fn=None if cfg["no_balanced"] else balanced_sampler(y_fit),
-        validate_fn=validate if n_val else None,
-        select_metric="score" if n_val else None,
-        record=record,
-    )
-    result = trainer.fit(resume=cfg["resume"])
-    test_cont = [m.containers[i] for i in test_rows]
+    return validate
+
+
+def _test_models(
+    result: Any, out: Path, data: _Data, device: torch.device, cfg: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """:func:`summarise` on the test images of the last epoch's model and of the selected one (``best.pt``;
+    the last one without validation), and the selection (epoch, validation accuracy and loss)."""
+    test_cont = [data.manifest.containers[i] for i in data.test_rows]
 
     def test(net: nn.Module, desc: str) -> dict[str, Any]:
         pred, _ = predict(
-            net,
-            x_test,
-            y_test,
-            device=device,
-            batch_size=cfg["eval_batch_size"],
-            amp=amp,
-            desc=desc,
-            progress=progress,
-        )
-        return summarise(pred, y_test, test_cont)
+            net, data.x_test, data.y_test, device=device, batch_size=cfg["eval_batch_size"],
+            amp=not cfg["no_amp"], desc=desc, progress=not cfg["no_progress"],
+        )  # fmt: skip
+        return summarise(pred, data.y_test, test_cont)
 
     last = test(result.model, "test (last)")
-    chosen = last
-    if result.best is not None:
-        best_model, _ = load_model(out / "best.pt", map_location=device)
-        chosen = test(best_model.to(device), "test (selected)")
-    selection = None
-    if result.best is not None:
-        epoch = result.best["epoch"]
-        val = next(h for h in result.history if h["epoch"] == epoch)
-        selection = {"epoch": epoch, "val_accuracy": val["val_accuracy"], "val_loss": val["val_loss"]}
-    res = {
-        "split": split,
-        "accuracy": chosen["accuracy"],
-        "per_container": chosen["per_container"],
-        "per_class": chosen["per_class"],
-        "confusion": chosen["confusion"],
-        "classes": list(LEVELS),
-        "n_test": chosen["n"],
-        "n_train": n_fit,
-        "n_val": n_val,
-        "model": "best.pt" if result.best is not None else "model.pt",
-        "selection": selection,
-        "last": {k: last[k] for k in ("accuracy", "per_container", "per_class")},
-        "train_containers": m.containers_of(fit_rows),
-        "val_containers": val_containers,
-        "test_containers": m.containers_of(test_rows),
-        "image_size": size,
-        "frozen_parameters": frozen,
-        "augmentation": trainer.augmentation.describe(trainer.device),
-        "config": cfg,
-        "environment": environment(device),
-    }
-    write_json(out / "results.json", res)
-    write_text(out / "results.md", _markdown(res))
-    return res
+    if result.best is None:
+        return last, last, None
+    best_model, _ = load_model(out / "best.pt", map_location=device)
+    chosen = test(best_model.to(device), "test (selected)")
+    epoch = result.best["epoch"]
+    val = next(h for h in result.history if h["epoch"] == epoch)
+    return last, chosen, {"epoch": epoch, "val_accuracy": val["val_accuracy"], "val_loss": val["val_loss"]}
 
 
 IGNORED_ON_RESUME = ("resume", "no_progress", "workers", "config", "eval_batch_size", "device")
