@@ -69,7 +69,9 @@ from .data import (
     BENCHMARK_CORRUPTIONS,
     DATASETS,
     DataSpec,
+    FolderCorruptions,
     MapDataset,
+    NpyCorruptions,
     _benchmark_order,
     _Block,
     _load_npy,
@@ -718,43 +720,16 @@ def evaluate_run(
     model, meta = load_model(run)
     if meta["num_classes"] != spec.num_classes:
         raise ValueError(f"the model has {meta['num_classes']} classes, the dataset {spec.num_classes}")
-    base_res = None
-    if baseline is not None:
-        try:
-            base_res = json.loads(Path(baseline).read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"--baseline {baseline}: cannot read a results.json ({e})") from e
+    base_res = _read_baseline(baseline)
     root = Path(corruptions_dir)
     names, headline, missing = select_corruptions(root, corruption_names, require_benchmark=require_benchmark)
-    if missing:
-        print(
-            f"evaluate: warning: {root} lacks {len(missing)} of the 15 benchmark corruptions "
-            f"({', '.join(missing)}); corruption_accuracy / mce are over the {len(headline)} present",
-            file=sys.stderr,
-        )
-    cset = open_corruptions(root, spec, corruptions=names)
-    _check_sizes(cset, spec, root)
+    cset = _open_set(root, spec, names, headline, missing)
     clean = MapDataset(spec.val, spec.eval_transform)
     same = _same_images(root, cset, clean)
     # per-corruption checkpoint: a killed evaluation continues where it stopped
-    model_file = Path(run) / "model.pt" if Path(run).is_dir() else Path(run)
-    key = {
-        "model": str(model_file.resolve()),
-        "model_mtime": model_file.stat().st_mtime_ns,
-        "corruptions": str(Path(corruptions_dir).resolve()),
-        "bn": [bn_adapt, bn_prior, bn_batch],
-        "clean": len(spec.val),
-    }
-    if corruption_names:
-        key["names"] = names
+    key = _partial_key(run, root, spec, (bn_adapt, bn_prior, bn_batch), names if corruption_names else None)
     partial_path = Path(out_dir) / ".partial_results.json"
-    done: dict[str, list[float]] = {}
-    if partial_path.exists():
-        try:
-            saved = json.loads(partial_path.read_text())
-            done = saved["per_corruption"] if saved.get("key") == key else {}
-        except (ValueError, KeyError):
-            done = {}
+    done = _read_partial(partial_path, key)
 
     def checkpoint(name: str, accs: list[float]) -> None:
         done[name] = accs
@@ -776,28 +751,116 @@ def evaluate_run(
         on_corruption=checkpoint,
     )
     mode = _default_mce(spec, base_res) if mce == "auto" else mce
+    res.update(_headline(res, names, headline, missing, mode=mode, baseline=base_res))
+    if same is not None:  # the clean accuracy on exactly the corrupted images
+        net = copy.deepcopy(model).to(device).eval()
+        acc = accuracy(net, same[0], device=device, batch_size=batch_size, workers=workers, amp=amp)
+        res.update(clean_accuracy_same_images=acc, clean_same_images=same[1])
+    res.update(
+        preprocessing=_preprocessing(spec, meta, cset),
+        corruption_set=cset.describe(),
+        model={"path": str(run), **{k: meta[k] for k in ("arch", "num_classes", "mean", "std") if k in meta}},
+        clean_set=f"{spec.name} validation/test split, {len(spec.val)} images",
+        baseline=str(baseline) if baseline else None,
+        environment=environment(device),
+    )
+    write_results(out_dir, res)
+    partial_path.unlink(missing_ok=True)
+    return res
+
+
+def _open_set(
+    root: Path, spec: DataSpec, names: list[str], headline: list[str], missing: list[str]
+) -> NpyCorruptions | FolderCorruptions:
+    """The corruption set's ``names``, checked against the model's input size (a warning for the
+    ``missing`` benchmark corruptions)."""
+    if missing:
+        print(
+            f"evaluate: warning: {root} lacks {len(missing)} of the 15 benchmark corruptions "
+            f"({', '.join(missing)}); corruption_accuracy / mce are over the {len(headline)} present",
+            file=sys.stderr,
+        )
+    cset = open_corruptions(root, spec, corruptions=names)
+    _check_sizes(cset, spec, root)
+    return cset
+
+
+def _read_baseline(baseline: str | os.PathLike | None) -> dict[str, Any] | None:
+    """The ``results.json`` of the baseline run that normalises the mCE (``None``: none)."""
+    if baseline is None:
+        return None
+    try:
+        return json.loads(Path(baseline).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--baseline {baseline}: cannot read a results.json ({e})") from e
+
+
+def _partial_key(
+    run: str | os.PathLike,
+    root: Path,
+    spec: DataSpec,
+    bn: tuple[str, float, int],
+    names: list[str] | None,
+) -> dict[str, Any]:
+    """What an interrupted evaluation's partial results must match to be reused: the model file (path
+    and time), the set, the BN adaptation, the clean set's size and the named corruptions."""
+    model_file = Path(run) / "model.pt" if Path(run).is_dir() else Path(run)
+    key = {
+        "model": str(model_file.resolve()),
+        "model_mtime": model_file.stat().st_mtime_ns,
+        "corruptions": str(root.resolve()),
+        "bn": list(bn),
+        "clean": len(spec.val),
+    }
+    if names is not None:
+        key["names"] = names
+    return key
+
+
+def _read_partial(path: Path, key: dict[str, Any]) -> dict[str, list[float]]:
+    """The per-corruption accuracies an interrupted evaluation with the same ``key`` left in ``path``."""
+    if not path.exists():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+        return saved["per_corruption"] if saved.get("key") == key else {}
+    except (ValueError, KeyError):
+        return {}
+
+
+def _headline(
+    res: dict[str, Any],
+    names: list[str],
+    headline: list[str],
+    missing: list[str],
+    *,
+    mode: str,
+    baseline: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The headline metrics (over ``headline``), the missing benchmark corruptions, and the others of the
+    set reported apart (``extra_corruptions``)."""
     per = res["per_corruption"]
     head = {c: per[c] for c in headline}
-    res.update(corruption_metrics(res["clean_accuracy"], head, mode=mode, baseline=base_res))
-    res["headline_corruptions"] = list(headline)
+    out = corruption_metrics(res["clean_accuracy"], head, mode=mode, baseline=baseline)
+    out["headline_corruptions"] = list(headline)
     if missing:
-        res["missing_benchmark_corruptions"] = missing
+        out["missing_benchmark_corruptions"] = missing
     extras = [c for c in names if c not in headline]
     if extras:
-        res["extra_corruptions"] = {
+        out["extra_corruptions"] = {
             "corruptions": extras,
             "per_corruption_mean": {c: sum(per[c]) / len(per[c]) for c in extras},
             "corruption_accuracy": sum(map(sum, (per[c] for c in extras))) / sum(len(per[c]) for c in extras),
             "note": "not in corruption_accuracy / mce (the 15 benchmark corruptions); name them in "
             "--corruptions to include them",
         }
-    if same is not None:
-        ds, info = same
-        res["clean_accuracy_same_images"] = accuracy(
-            copy.deepcopy(model).to(device).eval(), ds, device=device, batch_size=batch_size,
-            workers=workers, amp=amp,
-        )  # fmt: skip
-        res["clean_same_images"] = info
+    return out
+
+
+def _preprocessing(
+    spec: DataSpec, meta: dict[str, Any], cset: NpyCorruptions | FolderCorruptions
+) -> dict[str, Any]:
+    """How the clean images, the model's input and the corrupted images were prepared."""
     pre = dict(spec.preprocessing)
     pre["model_input"] = describe_preprocess(meta.get("preprocess"))
     if cset.layout == "npy":
@@ -808,17 +871,7 @@ def evaluate_run(
         pre["corrupted"] = (
             f"CenterCrop({spec.image_size}) of the stored images" if spec.family == "large" else pre["eval"]
         )
-    res.update(
-        preprocessing=pre,
-        corruption_set=cset.describe(),
-        model={"path": str(run), **{k: meta[k] for k in ("arch", "num_classes", "mean", "std") if k in meta}},
-        clean_set=f"{spec.name} validation/test split, {len(spec.val)} images",
-        baseline=str(baseline) if baseline else None,
-        environment=environment(device),
-    )
-    write_results(out_dir, res)
-    partial_path.unlink(missing_ok=True)
-    return res
+    return pre
 
 
 # ---------------------------------------------------------------------------------------------- robustness
@@ -1061,60 +1114,72 @@ def main(argv: Sequence[str] | None = None) -> int:
             class_list=args.class_list or ds.get("class_list"),
             val_subset=args.val_subset,
         )
-        names = [c.strip() for c in args.corruptions.split(",")] if args.corruptions else None
         if args.corruptions_dir:
-            res = evaluate_run(
-                args.run,
-                spec,
-                args.corruptions_dir,
-                args.out,
-                device=device,
-                batch_size=args.batch_size,
-                workers=args.workers,
-                baseline=args.baseline,
-                mce=args.mce,
-                corruption_names=names,
-                bn_adapt=args.bn_adapt,
-                bn_prior=args.bn_prior,
-                bn_batch=args.bn_batch,
-                amp=not args.no_amp,
-                progress=not args.no_progress,
-                require_benchmark=True,
-            )
-            same = res.get("clean_accuracy_same_images")
-            same_txt = f" (on the corrupted images {same:.2f}%)" if same is not None else ""
-            print(
-                f"clean {res['clean_accuracy']:.2f}%{same_txt}  "
-                f"corruption {res['corruption_accuracy']:.2f}%  "
-                f"mCE {res['mce']:.2f} ({res['mce_normalisation']}, {len(res['headline_corruptions'])} "
-                f"corruptions)  -> {Path(args.out) / 'results.json'}"
-            )
+            _corruption_accuracy(args, spec, device)
         if args.pgd_eps:
-            rob = evaluate_robustness(
-                args.run,
-                spec,
-                args.out,
-                args.pgd_eps,
-                norm=args.pgd_norm,
-                steps=args.pgd_steps,
-                step_size=args.pgd_step_size,
-                random_start=not args.pgd_no_random_start,
-                images=args.pgd_images or None,
-                seed=args.pgd_seed,
-                device=device,
-                batch_size=args.batch_size,
-                workers=args.workers,
-                amp=not args.no_amp,
-                progress=not args.no_progress,
-            )
-            accs = "  ".join(f"eps {r['eps']:.4g}: {r['accuracy']:.2f}%" for r in rob["robust"])
-            print(
-                f"PGD-{args.pgd_steps} {args.pgd_norm} on {rob['n']} images: "
-                f"clean {rob['clean_accuracy']:.2f}%  {accs}  -> {Path(args.out) / 'robust.json'}"
-            )
+            _robust_accuracy(args, spec, device)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"prime-augment evaluate: {e}") from e
     return 0
+
+
+def _system(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The options both evaluations share: device, batch size, workers, autocast, progress bars."""
+    return {
+        "device": device,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "amp": not args.no_amp,
+        "progress": not args.no_progress,
+    }
+
+
+def _corruption_accuracy(args: argparse.Namespace, spec: DataSpec, device: torch.device) -> None:
+    """``--corruptions-dir``: :func:`evaluate_run` and its one-line summary."""
+    res = evaluate_run(
+        args.run,
+        spec,
+        args.corruptions_dir,
+        args.out,
+        baseline=args.baseline,
+        mce=args.mce,
+        corruption_names=[c.strip() for c in args.corruptions.split(",")] if args.corruptions else None,
+        bn_adapt=args.bn_adapt,
+        bn_prior=args.bn_prior,
+        bn_batch=args.bn_batch,
+        require_benchmark=True,
+        **_system(args, device),
+    )
+    same = res.get("clean_accuracy_same_images")
+    same_txt = f" (on the corrupted images {same:.2f}%)" if same is not None else ""
+    print(
+        f"clean {res['clean_accuracy']:.2f}%{same_txt}  "
+        f"corruption {res['corruption_accuracy']:.2f}%  "
+        f"mCE {res['mce']:.2f} ({res['mce_normalisation']}, {len(res['headline_corruptions'])} "
+        f"corruptions)  -> {Path(args.out) / 'results.json'}"
+    )
+
+
+def _robust_accuracy(args: argparse.Namespace, spec: DataSpec, device: torch.device) -> None:
+    """``--pgd-eps``: :func:`evaluate_robustness` and its one-line summary."""
+    rob = evaluate_robustness(
+        args.run,
+        spec,
+        args.out,
+        args.pgd_eps,
+        norm=args.pgd_norm,
+        steps=args.pgd_steps,
+        step_size=args.pgd_step_size,
+        random_start=not args.pgd_no_random_start,
+        images=args.pgd_images or None,
+        seed=args.pgd_seed,
+        **_system(args, device),
+    )
+    accs = "  ".join(f"eps {r['eps']:.4g}: {r['accuracy']:.2f}%" for r in rob["robust"])
+    print(
+        f"PGD-{args.pgd_steps} {args.pgd_norm} on {rob['n']} images: "
+        f"clean {rob['clean_accuracy']:.2f}%  {accs}  -> {Path(args.out) / 'robust.json'}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
