@@ -332,65 +332,78 @@ def build_data(
     root = Path(data_dir).expanduser()
     if family is not None and family not in ("small", "large"):
         raise ValueError(f"family must be 'small' or 'large', got {family!r}")
-    mean, std = CIFAR_MEAN, CIFAR_STD
     if dataset in ("cifar10", "cifar100"):
-        cls = tvd.CIFAR10 if dataset == "cifar10" else tvd.CIFAR100
-        try:
-            tr = cls(str(root), train=True, download=download)
-            va = cls(str(root), train=False, download=download)
-        except RuntimeError as e:
-            raise FileNotFoundError(
-                f"--dataset {dataset}: not found in --data-dir {root} ({e}); pass --download to fetch it"
-            ) from e
-        train = ArrayDataset(tr.data, np.asarray(tr.targets), name=f"{dataset} train")
-        val = ArrayDataset(va.data, np.asarray(va.targets), name=f"{dataset} test")
-        classes = list(tr.classes)
-        fam, size = "small", 32
+        train, val, classes, fam, size = _open_cifar(dataset, root, download)
     elif dataset == "numpy":
-        train, val = _numpy_split(root, "train"), _numpy_split(root, "test")
-        if not len(train):
-            raise ValueError(f"--dataset numpy: {train.name} holds no images")
-        n_cls = int(np.concatenate([train.labels, val.labels]).max()) + 1
-        classes = [str(i) for i in range(n_cls)]
-        fam, size = ("small", train.images.shape[1]) if train.images.shape[1] <= 64 else ("large", 224)
+        train, val, classes, fam, size = _open_numpy(root)
     else:
-        train_dir, val_dir = root / "train", root / "val"
-        found = _class_folders(train_dir)
-        if class_list is not None:
-            wanted = read_class_list(class_list)
-        elif dataset == "imagenet100":
-            wanted = imagenet100_wnids()
-        else:
-            wanted = found
-        missing = sorted(set(wanted) - set(found))
-        if missing:
-            raise FileNotFoundError(
-                f"--dataset {dataset}: {len(missing)} class folder(s) missing under {train_dir}, "
-                f"e.g. {missing[:3]}"
-            )
-        if dataset == "imagenet" and class_list is None and len(found) != 1000:
-            raise ValueError(
-                f"--dataset imagenet: {train_dir} holds {len(found)} class folders, expected the 1000 WNIDs "
-                "(use --dataset folder for other trees, or --class-list)"
-            )
-        classes = list(wanted)
-        class_to_idx = {c: i for i, c in enumerate(classes)}
-        train = _ImageFiles(_find_images(train_dir, class_to_idx, f"--dataset {dataset} train"))
-        val = _ImageFiles(_find_images(val_dir, class_to_idx, f"--dataset {dataset} val"))
-        if dataset == "folder":
-            fam, size = _folder_family(train.samples)
-        else:
-            fam, size = "large", 224
-            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        train, val, classes, fam, size = _open_folders(dataset, root, class_list)
     fam = family or fam
     size = int(image_size or size)
-    if fam == "large" and dataset in ("folder", "numpy"):
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    # ImageNet's statistics for ImageNet and for the large images of a folder or arrays
+    imagenet = dataset in ("imagenet", "imagenet100") or (fam == "large" and dataset in ("folder", "numpy"))
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if imagenet else (CIFAR_MEAN, CIFAR_STD)
     train = _subset(train, train_subset, subset_seed, "--train-subset")
     val = _subset(val, val_subset, subset_seed + 1, "--val-subset")
     ttf, etf, record = _transforms(fam, size)
     record["dataset"] = f"{dataset} at {root}"
     return DataSpec(dataset, train, val, classes, size, tuple(mean), tuple(std), fam, ttf, etf, record)
+
+
+#: what each dataset opener returns: (train, val, classes, family, image size)
+_Opened = tuple[Dataset, Dataset, list[str], str, int]
+
+
+def _open_cifar(dataset: str, root: Path, download: bool) -> _Opened:
+    cls = tvd.CIFAR10 if dataset == "cifar10" else tvd.CIFAR100
+    try:
+        tr = cls(str(root), train=True, download=download)
+        va = cls(str(root), train=False, download=download)
+    except RuntimeError as e:
+        raise FileNotFoundError(
+            f"--dataset {dataset}: not found in --data-dir {root} ({e}); pass --download to fetch it"
+        ) from e
+    train = ArrayDataset(tr.data, np.asarray(tr.targets), name=f"{dataset} train")
+    val = ArrayDataset(va.data, np.asarray(va.targets), name=f"{dataset} test")
+    return train, val, list(tr.classes), "small", 32
+
+
+def _open_numpy(root: Path) -> _Opened:
+    train, val = _numpy_split(root, "train"), _numpy_split(root, "test")
+    if not len(train):
+        raise ValueError(f"--dataset numpy: {train.name} holds no images")
+    n_cls = int(np.concatenate([train.labels, val.labels]).max()) + 1
+    side = train.images.shape[1]
+    return train, val, [str(i) for i in range(n_cls)], *(("small", side) if side <= 64 else ("large", 224))
+
+
+def _open_folders(dataset: str, root: Path, class_list: str | os.PathLike | None) -> _Opened:
+    """``folder``, ``imagenet``, ``imagenet100``: ``train/<class>/*`` and ``val/<class>/*``."""
+    train_dir, val_dir = root / "train", root / "val"
+    found = _class_folders(train_dir)
+    if class_list is not None:
+        wanted = read_class_list(class_list)
+    elif dataset == "imagenet100":
+        wanted = imagenet100_wnids()
+    else:
+        wanted = found
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise FileNotFoundError(
+            f"--dataset {dataset}: {len(missing)} class folder(s) missing under {train_dir}, "
+            f"e.g. {missing[:3]}"
+        )
+    if dataset == "imagenet" and class_list is None and len(found) != 1000:
+        raise ValueError(
+            f"--dataset imagenet: {train_dir} holds {len(found)} class folders, expected the 1000 WNIDs "
+            "(use --dataset folder for other trees, or --class-list)"
+        )
+    classes = list(wanted)
+    class_to_idx = {c: i for i, c in enumerate(classes)}
+    train = _ImageFiles(_find_images(train_dir, class_to_idx, f"--dataset {dataset} train"))
+    val = _ImageFiles(_find_images(val_dir, class_to_idx, f"--dataset {dataset} val"))
+    fam, size = _folder_family(train.samples) if dataset == "folder" else ("large", 224)
+    return train, val, classes, fam, size
 
 
 class _Subset(Dataset):
