@@ -311,18 +311,24 @@ def _correct(
     return correct_per_image(model.to(device), ArrayDataset(images, labels), device=device, batch_size=500)
 
 
-def _score(
-    model: torch.nn.Module,
-    clean: np.ndarray,
-    corrupted: dict[str, np.ndarray],
-    labels: np.ndarray,
-    severity: np.ndarray,
-    device: torch.device,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _TestSet:
+    """The test images (uint8 ``[N, H, W, 3]``) and labels, and the images under each corruption (image
+    ``i`` at ``severity[i]``)."""
+
+    clean: np.ndarray
+    labels: np.ndarray
+    corrupted: dict[str, np.ndarray]
+    severity: np.ndarray
+
+
+def _score(model: torch.nn.Module, test: _TestSet, device: torch.device) -> dict[str, Any]:
     """Accuracies (%) of one model, and its per-image results for the paired intervals (``_per_image``)."""
-    ok_clean = _correct(model, clean, labels, device)
-    ok = {n: _correct(model, x, labels, device) for n, x in corrupted.items()}
-    per_corruption = {n: [100.0 * float(v[severity == s].mean()) for s in SEVERITIES] for n, v in ok.items()}
+    ok_clean = _correct(model, test.clean, test.labels, device)
+    ok = {n: _correct(model, x, test.labels, device) for n, x in test.corrupted.items()}
+    per_corruption = {
+        n: [100.0 * float(v[test.severity == s].mean()) for s in SEVERITIES] for n, v in ok.items()
+    }
     return {
         "clean_accuracy": 100.0 * float(ok_clean.mean()),
         "corruption_accuracy": 100.0 * float(np.mean([v.mean() for v in ok.values()])),
@@ -719,71 +725,38 @@ def run_demo(
     _check_args(epochs, arch, batch_size)
     device = torch.device(device)
     data = load_demo_data()
-    test_idx, train_idx = np.arange(len(data.test_labels)), np.arange(len(data.train_labels))
-    corruptions = list(_QUICK_CORRUPTIONS if quick else BUILTIN_CORRUPTIONS)
+    test_idx, train_idx, corruptions = _subsets(data, quick)
     if quick:
-        test_idx, train_idx = _balanced(data.test_labels, 5), _balanced(data.train_labels, 10)
         epochs, batch_size = min(epochs, 1), min(batch_size, 32)
     if batch_size > len(train_idx):
         raise ValueError(f"--batch-size {batch_size} is larger than the {len(train_idx)} training images")
     out = Path(out)
     _prepare_out(out)
     gallery = _pictures(data, out, seed, quick)
-
-    clean, labels = data.test_images[test_idx], data.test_labels[test_idx]
-    corrupted, severity = corrupt_live(clean, corruptions, seed=seed, progress=progress)
-    if keep_corruptions:
-        np.savez_compressed(
-            out / "corruptions.npz", clean=clean, labels=labels, severity=severity, **corrupted
-        )
+    test = _corrupted_test_set(data, test_idx, corruptions, seed, out if keep_corruptions else None, progress)
     if progress:
-        print(f"[demo] evaluating the shipped models on {len(clean)} test images ...", file=sys.stderr)
-    shipped = {
-        k: _score(load_shipped_model(k)[0], clean, corrupted, labels, severity, device)
-        for k in SHIPPED_MODELS
-    }
+        print(f"[demo] evaluating the shipped models on {len(test_idx)} test images ...", file=sys.stderr)
+    shipped = {k: _score(load_shipped_model(k)[0], test, device) for k in SHIPPED_MODELS}
     provenance = shipped_provenance()
-
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, workers=workers, progress=progress
     )
-    live, seconds = {}, {}
-    for key, label in _LIVE:
-        if progress:
-            print(f"[demo] training the {label} model live ({arch}, {epochs} epochs) ...", file=sys.stderr)
-        model, seconds[key] = _train_live(key, data, train_idx, config, arch, device, out, jsd)
-        live[key] = _score(model, clean, corrupted, labels, severity, device)
-    live_labels = {"baseline": _LIVE[0][1], "prime": _LIVE[1][1] + (" + JSD" if jsd else "")}
-
-    compared = [r[k] / 100.0 for r in (*shipped.values(), *live.values()) for k in ("clean_accuracy",)]
-    summary: dict[str, Any] = {
-        "format": "prime-augment-demo/2",
-        "models": _public(shipped, SHIPPED_MODELS, {k: {"provenance": provenance.get(k)} for k in shipped}),
-        "differences": _differences(shipped, "standard"),
-        "live": {
-            "models": _public(live, live_labels, {k: {"train_seconds": seconds[k]} for k in live}),
-            "differences": _differences(live, "baseline"),
-        },
-        "gallery": gallery,
-        "setting": {
-            "arch": arch,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "seed": seed,
-            "quick": quick,
-            "n_train": len(train_idx),
-            "n_test": len(test_idx),
-            "corruptions": corruptions,
-            "severity_of_image": "1 + i mod 5",
-            "threads": torch.get_num_threads(),
-            "data_source": data.source,
-        },
-        # the largest binomial standard error of the clean accuracies compared (each on n_test images;
-        # a corrupted mean pools n_test x corruptions predictions and has a smaller one)
-        "standard_error": max(100.0 * math.sqrt(p * (1 - p) / len(test_idx)) for p in compared),
-        "environment": environment(device),
+    live, seconds = _live_runs(data, train_idx, test, config, arch, device, out, jsd)
+    setting = {
+        "arch": arch,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "quick": quick,
+        "n_train": len(train_idx),
+        "n_test": len(test_idx),
+        "corruptions": corruptions,
+        "severity_of_image": "1 + i mod 5",
+        "threads": torch.get_num_threads(),
+        "data_source": data.source,
     }
+    summary = _summary(shipped, provenance, live, seconds, jsd, gallery, setting, device)
     summary["plots"] = ["gallery.png", "grids.png", *_plot_comparison(summary["models"], len(test_idx), out)]
     summary["wall_seconds"] = time.perf_counter() - t_start
     summary["cpu_seconds"] = time.process_time() - cpu_start
@@ -792,6 +765,88 @@ def run_demo(
     write_text(out / "report.md", _report(summary))
     write_json(out / "results.json", summary)
     return summary
+
+
+def _subsets(data: DemoData, quick: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The test and training images used, and the corruptions: all of them, or a quick run's few (5 test
+    and 10 training images per class, 3 corruptions)."""
+    if quick:
+        return _balanced(data.test_labels, 5), _balanced(data.train_labels, 10), list(_QUICK_CORRUPTIONS)
+    return np.arange(len(data.test_labels)), np.arange(len(data.train_labels)), list(BUILTIN_CORRUPTIONS)
+
+
+def _corrupted_test_set(
+    data: DemoData,
+    test_idx: np.ndarray,
+    corruptions: Sequence[str],
+    seed: int,
+    keep_in: Path | None,
+    progress: bool,
+) -> _TestSet:
+    """The test images and their live-corrupted copies (:func:`corrupt_live`), also saved to
+    ``keep_in/corruptions.npz`` when ``keep_in`` is given."""
+    clean, labels = data.test_images[test_idx], data.test_labels[test_idx]
+    corrupted, severity = corrupt_live(clean, corruptions, seed=seed, progress=progress)
+    if keep_in is not None:
+        np.savez_compressed(
+            keep_in / "corruptions.npz", clean=clean, labels=labels, severity=severity, **corrupted
+        )
+    return _TestSet(clean, labels, corrupted, severity)
+
+
+def _live_runs(
+    data: DemoData,
+    train_idx: np.ndarray,
+    test: _TestSet,
+    config: TrainConfig,
+    arch: str,
+    device: torch.device,
+    out: Path,
+    jsd: bool,
+) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """Train the two live models (:data:`_LIVE`) and score them; returns the scores and training times."""
+    live, seconds = {}, {}
+    for key, label in _LIVE:
+        if config.progress:
+            print(
+                f"[demo] training the {label} model live ({arch}, {config.epochs} epochs) ...",
+                file=sys.stderr,
+            )
+        model, seconds[key] = _train_live(key, data, train_idx, config, arch, device, out, jsd)
+        live[key] = _score(model, test, device)
+    return live, seconds
+
+
+def _summary(
+    shipped: dict[str, dict[str, Any]],
+    provenance: dict[str, Any],
+    live: dict[str, dict[str, Any]],
+    seconds: dict[str, float],
+    jsd: bool,
+    gallery: dict[str, Any],
+    setting: dict[str, Any],
+    device: torch.device,
+) -> dict[str, Any]:
+    """``results.json`` without the plots and the timings: the scored models (shipped, with their
+    provenance; live, with their training times), the paired differences, the gallery's numbers, the
+    setting, and the largest standard error of the clean accuracies compared."""
+    live_labels = {"baseline": _LIVE[0][1], "prime": _LIVE[1][1] + (" + JSD" if jsd else "")}
+    compared = [r[k] / 100.0 for r in (*shipped.values(), *live.values()) for k in ("clean_accuracy",)]
+    return {
+        "format": "prime-augment-demo/2",
+        "models": _public(shipped, SHIPPED_MODELS, {k: {"provenance": provenance.get(k)} for k in shipped}),
+        "differences": _differences(shipped, "standard"),
+        "live": {
+            "models": _public(live, live_labels, {k: {"train_seconds": seconds[k]} for k in live}),
+            "differences": _differences(live, "baseline"),
+        },
+        "gallery": gallery,
+        "setting": setting,
+        # the largest binomial standard error of the clean accuracies compared (each on n_test images;
+        # a corrupted mean pools n_test x corruptions predictions and has a smaller one)
+        "standard_error": max(100.0 * math.sqrt(p * (1 - p) / setting["n_test"]) for p in compared),
+        "environment": environment(device),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- CLI
