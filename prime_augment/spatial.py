@@ -35,10 +35,10 @@ class RandomDiffeomorphism(RandomPrimitive):
             exactly the identity).
         same_on_batch: one field for the whole batch instead of one per image.
         generator: optional generator for the draws; the global RNG when ``None``.
-        static_shapes: draw on fixed-shape tensors on every device, as on accelerators (the same
-            law; on the CPU other numbers than the default, which reads each image's cut to draw on its
-            own block). Needed for ``torch.compile(fullgraph=True)`` and CUDA graphs; by default a
-            compiled call runs the CPU sampler eagerly and draws what an eager call draws.
+        static_shapes: kept for compatibility, no effect: every device draws on fixed-shape tensors
+            (one ``(B, 2, Ky, Kx)`` normal draw, nothing read back to the host), so the transform
+            compiles with ``torch.compile(fullgraph=True)`` (and CUDA graphs) and draws the same
+            numbers compiled and eager.
 
     Cuts above ``4 (max(H, W) - 1)`` (two folding periods of the grid's sine modes, far above every
     preset at its image size) are drawn as that cap, which bounds the cost by the image size whatever
@@ -88,7 +88,6 @@ class RandomDiffeomorphism(RandomPrimitive):
             strength=self.strength,
             device=device,
             generator=generator,
-            static_shapes=self.static_shapes,
         )
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -118,6 +118,17 @@ def test_spectral_laws(strength):
     assert p["taps"].shape == (N, 3, 3)
 
 
+def test_spectral_fixed_sigma():
+    kw = {"kernel_size": 5, "sigma_min": 2.0, "sigma_max": 2.0, "strength": 0.5}
+    p = sample_spectral_params(N // 9, **kw, generator=gen(24))
+    assert bool((p["sigma"] == 1.0).all())
+    assert_mean_var(p["taps"], 0.0, 1.0)
+    lo = sample_spectral_params(N, sigma_min=1.0, sigma_max=3.0, generator=gen(25))["sigma"]
+    assert_mean_var(lo, 2.0, 4 / 12)
+    with pytest.raises(ValueError, match="sigma_min"):
+        sample_spectral_params(2, sigma_min=5.0, sigma_max=4.0)
+
+
 def arcsine_cdf(x):
     x = min(max(x, 0.0), 1.0)
     return 2 / math.pi * math.asin(math.sqrt(x))
@@ -153,13 +164,8 @@ def test_spatial_cut_and_temperature_laws():
     assert bool((p["coeffs"][~live] == 0).all())
 
 
-def test_spatial_laws_of_the_scalar_path_for_few_images():
-    # CPU calls with a few images compute the cuts and temperatures in Python scalars: the same laws
-    from prime_augment.functional import spatial as S
-
-    cuts, temps = S._few_cuts_and_temperatures(4, 32, 32, (2, 20), 1.0, gen(21))  # a CPU batch of 4's path
-    drawn = sample_spatial_params(4, 32, 32, cut_max=20, generator=gen(21))
-    assert drawn["cut"].tolist() == cuts and torch.equal(drawn["temperature"], temps.float())
+def test_spatial_laws_in_small_batches():
+    # the one sampler draws every batch size alike: batches of 4 (a DataLoader worker's few images)
     g = gen(21)
     draws = [sample_spatial_params(4, 32, 32, cut_min=2, cut_max=20, generator=g) for _ in range(N // 4)]
     cut = torch.cat([p["cut"] for p in draws])
@@ -168,14 +174,33 @@ def test_spatial_laws_of_the_scalar_path_for_few_images():
     lo, hi = temperature_range(32, cut)
     frac = ((temperature - lo) / (torch.maximum(hi, lo) - lo)).clamp(0, 1)
     assert_mean_var(frac, 0.5, 1 / 8)  # Beta(1/2, 1/2)
-    for p in draws[:50]:  # coefficients N(0, T W) on each image's own block
-        ky, kx = p["coeffs"].shape[2:]
-        weights = folded_variance_weights(p["cut"], 32, 32, 20)[:, :ky, :kx]
-        std = (p["temperature"].double()[:, None, None] * weights).sqrt()[:, None].expand_as(p["coeffs"])
-        assert torch.equal(p["coeffs"] != 0, std > 0)
-    half = sample_spatial_params(4, 32, 32, strength=0.5, generator=gen(22))
-    full = sample_spatial_params(4, 32, 32, generator=gen(22))
-    torch.testing.assert_close(half["temperature"], 0.25 * full["temperature"])
+    coeffs = torch.cat([p["coeffs"] for p in draws])
+    assert coeffs.shape[1:] == (2, 20, 20)  # min(cut_max, H - 2): the same block for every batch
+    std = (temperature[:, None, None] * folded_variance_weights(cut, 32, 32, 20)).sqrt()[:, None]
+    live = std.expand_as(coeffs) > 0
+    assert_mean_var(coeffs.double()[live] / std.expand_as(coeffs)[live], 0.0, 1.0)
+    assert bool((coeffs[~live] == 0).all())
+
+
+@pytest.mark.parametrize("level", [0.0, 0.3, 1.0])
+def test_spatial_fixed_cut_and_temperature_level(level):
+    # cut_min == cut_max fixes the cut, temperature_level fixes B2: only the coefficients are random
+    h, w, c = 24, 40, 30  # c > 2 n / pi = 25.5: an empty T range (T_min), the cut folds along the height
+    p = sample_spatial_params(N // 10, h, w, cut_min=c, cut_max=c, temperature_level=level, generator=gen(23))
+    assert bool((p["cut"] == c).all())
+    for cut in (c, 9):
+        kw = {"cut_min": cut, "cut_max": cut, "strength": 0.5, "temperature_level": level}
+        q = sample_spatial_params(N // 10, h, w, **kw)
+        t_min, t_max = temperature_range(max(h, w), cut)
+        want = 0.25 * (t_min + level * max(t_max - t_min, 0.0))
+        got = q["temperature"].double()
+        torch.testing.assert_close(got, torch.full_like(got, want), rtol=1e-6, atol=0)
+    weights = folded_variance_weights(p["cut"][:1], h, w, c)[0].double()
+    std = (p["temperature"][0].double() * weights).sqrt()
+    z = p["coeffs"].double()[:, :, std > 0] / std[std > 0]
+    assert_mean_var(z, 0.0, 1.0)
+    with pytest.raises(ValueError, match="temperature_level"):
+        sample_spatial_params(2, h, w, temperature_level=1.5)
 
 
 def test_spatial_strength_scales_temperature():

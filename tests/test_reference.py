@@ -172,31 +172,29 @@ def test_folded_sampling_has_the_exact_field_law(h, w, cut_max):
         torch.testing.assert_close(var_folded[n], var_full, atol=1e-9, rtol=1e-6)
 
 
-def test_fold_weights_band_and_cpu_truncation():
+def test_fold_weights_band_and_the_sampled_block():
     cuts = torch.tensor([3, 9, 12])
     full = folded_variance_weights(cuts, 40, 30, 100)
     band = folded_variance_weights(cuts, 40, 30, 100, band=(12, 12))
     torch.testing.assert_close(band, full[:, :12, :12], atol=0, rtol=0)
     assert bool((full[:, 12:] == 0).all()) and bool((full[:, :, 12:] == 0).all())
     p = sample_spatial_params(3, 40, 30, cut_min=2, cut_max=12, generator=torch.Generator().manual_seed(0))
-    assert p["coeffs"].shape[2:] == (int(p["cut"].max()),) * 2
+    assert p["coeffs"].shape[2:] == (12, 12)  # min(cut_max, H - 2) x min(cut_max, W - 2), whatever the cuts
 
 
-def test_sampler_disk_weights_equal_the_folded_weights_below_the_folding_limit():
-    # the CPU sampler's direct 1 / (i^2 + j^2) weights for unfolded cuts == the general folded tables
-    from prime_augment.functional.spatial import _disk_tables
-
+def test_disk_weights_equal_the_folded_weights_below_the_folding_limit():
+    # below the folding limit the folded tables are the plain 1 / (i^2 + j^2) on the disk
     cuts = torch.tensor([2, 7, 19, 27])
-    r2, inv = _disk_tables(27, 27)
-    direct = inv * (r2 <= cuts.to(torch.float32).square()[:, None, None])
+    i = torch.arange(1, 28, dtype=torch.float64)
+    r2 = i[:, None] ** 2 + i[None, :] ** 2
+    direct = torch.where(r2 <= cuts.double().square()[:, None, None], 1.0 / r2, 0.0).float()
     folded = folded_variance_weights(cuts, 32, 29, 100, band=(27, 27))
     assert torch.equal(direct, folded)
-    # and the sampler draws the same numbers as a draw with the folded tables would
+    # and the sampled coefficients are non-zero exactly where the weights are
     g = torch.Generator().manual_seed(3)
     p = sample_spatial_params(4, 32, 29, cut_max=26, generator=g)
-    top = int(p["cut"].max())
-    assert top < 27 and p["coeffs"].shape[2:] == (top, top)
-    w = folded_variance_weights(p["cut"], 32, 29, 26, band=(top, top))
+    assert p["coeffs"].shape[2:] == (26, 26)
+    w = folded_variance_weights(p["cut"], 32, 29, 26)
     nonzero = p["coeffs"] != 0
     assert torch.equal(nonzero[:, 0], w > 0) and torch.equal(nonzero[:, 1], w > 0)
 
@@ -291,34 +289,8 @@ def test_color_series_blocks_and_skipped_frequencies(d):
     assert bool((_series(v, torch.zeros(5, 3, d), start) == 0).all())
 
 
-def test_field_of_each_image_on_its_own_block_equals_the_batch_product(monkeypatch):
-    # the CPU synthesis stops at each image's last non-zero frequency; the result is the full product
-    from prime_augment.functional import spatial as S
-
-    g = torch.Generator().manual_seed(4)
-    coeffs = torch.zeros(3, 2, 120, 120)
-    for i, (ky, kx) in enumerate(((120, 120), (3, 7), (12, 5))):
-        coeffs[i, :, :ky, :kx] = 0.01 * torch.randn(2, ky, kx, generator=g)
-    assert S._extents(coeffs, 200, 180) == [(120, 120), (3, 7), (12, 5)]
-    full = coeffs[:1].expand(3, -1, -1, -1)
-    assert S._extents(full, 200, 180) is None  # equal blocks: one batch product
-    assert S._extents(coeffs[1:2], 200, 180) == [(3, 7)]  # one image zero-padded to a larger block
-    assert S._extents(coeffs[1:2, :, :12, :12], 200, 180) is None  # ... or on a small one
-    got = displacement_field(coeffs, 200, 180)
-    sy = torch.sin(math.pi * torch.arange(200.0, dtype=torch.float64)[:, None] / 199 * torch.arange(1, 121))
-    sx = torch.sin(math.pi * torch.arange(180.0, dtype=torch.float64)[:, None] / 179 * torch.arange(1, 121))
-    want = torch.einsum("pi,bkij,qj->bkpq", sy, coeffs.double(), sx)
-    torch.testing.assert_close(got.double(), want, atol=5e-6, rtol=0)
-    leaf = coeffs.clone().requires_grad_(True)  # autograd: the batch product, differentiable
-    assert S._extents(leaf, 200, 180) is None
-    displacement_field(leaf, 200, 180).sum().backward()
-    assert leaf.grad is not None and leaf.grad.shape == coeffs.shape
-    monkeypatch.setattr(S, "_extents", lambda *a: None)
-    torch.testing.assert_close(got, displacement_field(coeffs, 200, 180), atol=1e-6, rtol=0)
-
-
-def test_cpu_sampler_draws_each_image_on_its_own_block():
-    # unfolded cuts: a c x c block (zero outside the disk); folded cuts: the whole folded block
+def test_sampled_coefficients_vanish_outside_each_image_disk():
+    # unfolded cuts: zero outside the disk of the cut; folded cuts: the whole folded block
     p = sample_spatial_params(64, 40, 30, cut_min=2, cut_max=100, generator=torch.Generator().manual_seed(5))
     lim = 30 - 1
     for c, co in zip(p["cut"].tolist(), p["coeffs"], strict=True):
@@ -329,17 +301,3 @@ def test_cpu_sampler_draws_each_image_on_its_own_block():
             j = torch.arange(1, live.shape[1] + 1)[None, :]
             assert torch.equal(live, (i * i + j * j <= c * c) & (i <= c) & (j <= c))
     assert p["coeffs"].shape[2:] == (38, 28) and bool((p["cut"] >= lim).any())
-
-
-def test_cached_cut_weights_are_the_disk_and_folded_weights():
-    from prime_augment.functional.spatial import _cut_weights, _disk_tables
-
-    def folded(c, band=None):
-        return folded_variance_weights(torch.tensor([c]), 40, 30, 100, band=band)[0]
-
-    for c in (2, 5, 28):  # below the folding limit (min(H, W) - 1 = 29): the disk on c x c
-        r2, inv = _disk_tables(c, c)
-        assert torch.equal(_cut_weights(c, 40, 30, 100), inv * (r2 <= c * c))
-        assert torch.equal(_cut_weights(c, 40, 30, 100), folded(c, band=(c, c)))
-    for c in (29, 60, 100):  # folded: the whole block
-        assert torch.equal(_cut_weights(c, 40, 30, 100), folded(c))

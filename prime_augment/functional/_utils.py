@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import torch
@@ -76,3 +78,38 @@ def device_cached(maxsize: int = 64) -> Callable[[Callable[..., T]], Callable[..
         return call
 
     return wrap
+
+
+class PathSwitch:
+    """The test hook of a kernel with several evaluation paths: :meth:`forced` picks one within a block.
+
+    The kernel's rule reads :meth:`get` (``None`` outside a :meth:`forced` block) and still falls back
+    to a path that can compute the values where the forced one cannot.
+
+    Example:
+        >>> switch = PathSwitch("example", ("plain", "fast"))
+        >>> with switch.forced("fast"):
+        ...     switch.get()
+        'fast'
+        >>> switch.get() is None
+        True
+    """
+
+    def __init__(self, name: str, paths: tuple[str, ...]) -> None:
+        self.paths = paths
+        self._var: contextvars.ContextVar[str | None] = contextvars.ContextVar(name, default=None)
+
+    def get(self) -> str | None:
+        """The forced path, or ``None``."""
+        return self._var.get()
+
+    @contextlib.contextmanager
+    def forced(self, path: str) -> Iterator[None]:
+        """Within the block, the kernel evaluates by ``path`` (one of :attr:`paths`) wherever it can."""
+        if path not in self.paths:
+            raise ValueError(f"path must be one of {self.paths}, got {path!r}")
+        token = self._var.set(path)
+        try:
+            yield
+        finally:
+            self._var.reset(token)

@@ -1,5 +1,8 @@
 """Random smooth diffeomorphisms: ``tau(x)(r) = x(r + u(r))``.
 
+Read top to bottom: the temperature bounds, the sine basis and the field kernel, :func:`deform`,
+the folding of frequencies onto the pixel grid, and the sampler with the method's laws.
+
 The displacement field of each image is a double sine series on the unit square
 ``r = (r1, r2) in [0, 1]^2`` (``r1`` along the height, ``r2`` along the width, ``r = (h / (H - 1),
 v / (W - 1))`` for the pixel ``(h, v)``):
@@ -17,19 +20,20 @@ to the image.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
 from . import _random
-from ._utils import check_image_batch, check_param, flatten_batch
+from ._utils import PathSwitch, check_image_batch, check_param, device_cached, flatten_batch
 
 __all__ = [
+    "PATHS",
     "deform",
     "displacement_field",
     "folded_variance_weights",
+    "forced",
     "max_cut",
     "sample_spatial_params",
     "sine_basis",
@@ -56,75 +60,70 @@ def temperature_range(n: int, cut: float | torch.Tensor) -> tuple[float | torch.
         c = cut.to(torch.float64)
         inv_log = torch.log(c).reciprocal_()
         return inv_log * (1.0 / (math.pi * n**2)), inv_log.div(c * c).mul_(4.0 / math.pi**3)
-    else:
-        c = float(cut)
-        if c <= 1:
-            raise ValueError(f"cut must be > 1, got {cut}")
-        log = math.log(c)
-    t_min = 1.0 / (math.pi * n**2 * log)
-    t_max = 4.0 / (math.pi**3 * c**2 * log)
-    return t_min, t_max
+    c = float(cut)
+    if c <= 1:
+        raise ValueError(f"cut must be > 1, got {cut}")
+    log = math.log(c)
+    return 1.0 / (math.pi * n**2 * log), 4.0 / (math.pi**3 * c**2 * log)
 
 
-def _sine_basis_f64(n: int, k: int) -> torch.Tensor:
+def max_cut(height: int, width: int) -> int:
+    """The largest cut the samplers use on an ``H x W`` grid: ``4 (n - 1)``, ``n = max(H, W)`` (at least 2).
+
+    On the ``n``-point grid ``r = k / (n - 1)`` the mode ``sin(pi i r)`` is periodic in ``i`` with period
+    ``2 (n - 1)`` and odd about ``n - 1``, so every frequency folds onto one of the ``n - 2`` useful modes
+    ``1..n - 2`` (or vanishes): the field never needs more than ``(H - 2) x (W - 2)`` coefficients, and
+    the folded law is exact (:func:`folded_variance_weights`). The variance a cut ``c`` puts on those
+    modes, though, is a sum over the ``~c^2`` frequencies of its disk (it grows like ``ln c``, and has
+    no closed form), so the exact law costs ``O(c^2)`` to tabulate: 7 TB for ``c = 10^6`` on a 16 x 16
+    image. Cuts are therefore capped at two folding periods, ``4 (n - 1)``: below the cap the law and
+    the draws are exactly the method's (above every preset at the sizes it is meant for: 124 for 32 px,
+    892 for 224 px); a larger cut is drawn as the cap (its law gets an atom there), which bounds the
+    tables by ``16 n^2`` entries whatever ``cut_max``.
+    """
+    return max(4 * (max(int(height), int(width)) - 1), 2)
+
+
+# ------------------------------------------------------------------------------------ the kernel
+@device_cached()
+def _basis(n: int, k: int, dtype: torch.dtype, *, device: torch.device | None) -> torch.Tensor:
+    """``S[p, i] = sin(pi (i + 1) p / (n - 1))``, ``(n, k)`` (cached per device, read-only)."""
     if n < 2 or k == 0:
-        return torch.zeros(n, k, dtype=torch.float64)
-    # sin(pi i p / N) with the argument reduced exactly modulo 2 pi in integers, so that
-    # multiples of pi give exact zeros and large frequencies lose no accuracy.
+        return torch.zeros(n, k, dtype=dtype, device=device)
+    # the argument reduced exactly modulo 2 pi in integers, so that multiples of pi give exact
+    # zeros and large frequencies lose no accuracy
     big_n = n - 1
-    phase = (
-        torch.arange(n, dtype=torch.int64)[:, None] * torch.arange(1, k + 1, dtype=torch.int64)[None, :]
-    ) % (2 * big_n)
+    phase = (torch.arange(n)[:, None] * torch.arange(1, k + 1)[None, :]) % (2 * big_n)
     s = torch.sin(math.pi * phase.to(torch.float64) / big_n)
     s[phase % big_n == 0] = 0.0
-    return s
-
-
-@functools.lru_cache(maxsize=256)
-def _basis_cached(n: int, k: int, device: str, dtype: torch.dtype) -> torch.Tensor:
-    # one copy per device: a host-to-device copy per call would synchronise the CUDA stream
-    return _sine_basis_f64(n, k).to(device=device, dtype=dtype)
-
-
-def _basis(n: int, k: int, device: torch.device | str | None, dtype: torch.dtype) -> torch.Tensor:
-    """The cached basis (internal: callers must not modify it)."""
-    if torch.compiler.is_compiling():
-        return _sine_basis_f64(int(n), int(k)).to(device=device, dtype=dtype)
-    return _basis_cached(int(n), int(k), str(torch.device(device if device is not None else "cpu")), dtype)
+    return s.to(device=device, dtype=dtype)
 
 
 def sine_basis(
     n: int, k: int, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """``S[p, i] = sin(pi (i + 1) p / (n - 1))`` for ``p < n``, ``i < k`` (zeros when ``n < 2``)."""
-    return _basis(n, k, device, dtype).clone()
+    """``S[p, i] = sin(pi (i + 1) p / (n - 1))`` for ``p < n``, ``i < k`` (zeros when ``n < 2``).
 
-
-def _identity_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The pixel centres in ``grid_sample``'s coordinates, ``(H, W, 2)`` as (x, y) (cached, read-only)."""
-    if torch.compiler.is_compiling():
-        return _identity_grid_uncached(height, width, device, dtype)
-    return _identity_grid_cached(int(height), int(width), str(torch.device(device)), dtype)
-
-
-def _identity_grid_uncached(
-    height: int, width: int, device: torch.device | str, dtype: torch.dtype
-) -> torch.Tensor:
-    gy = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype)
-    gx = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype)
-    return torch.stack((gx[None, :].expand(height, width), gy[:, None].expand(height, width)), dim=-1)
-
-
-@functools.lru_cache(maxsize=64)
-def _identity_grid_cached(height: int, width: int, device: str, dtype: torch.dtype) -> torch.Tensor:
-    return _identity_grid_uncached(height, width, device, dtype)
+    Example:
+        >>> sine_basis(3, 2)  # r = 0, 1/2, 1: sin(pi r), sin(2 pi r)
+        tensor([[0., 0.],
+                [1., 0.],
+                [0., 0.]])
+    """
+    return _basis(int(n), int(k), dtype, device=device).clone()
 
 
 def displacement_field(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Evaluate the sine-series displacement field on the pixel grid.
 
-    ``u[b, k] = S_H coeffs[b, k] S_W^T`` with the :func:`sine_basis` matrices: one batched matrix
-    product per image and component, no loop over images.
+    ``u[b, k] = S_H coeffs[b, k] S_W^T`` with the :func:`sine_basis` matrices ``S_H`` ``(H, Ky)`` and
+    ``S_W`` ``(W, Kx)``: one batched matrix product, no loop over images.
+
+    One faster evaluation of the same sum (:func:`forced` selects either): on the CPU, for blocks
+    larger than :data:`PER_IMAGE_MIN_BLOCK` coefficients and outside ``torch.compile``, each image's
+    product stops at its own last non-zero row and column (the zeros beyond add nothing; a sampled
+    block is zero beyond the image's cut below the folding limit). Reading the coefficients is free
+    there; the arithmetic drops to the image's own block (at 224 x 224 with cuts up to 500, about half).
 
     Args:
         coeffs: ``(B, 2, Ky, Kx)``, the coefficients ``b_ij`` of the height (0) and width (1)
@@ -133,50 +132,70 @@ def displacement_field(coeffs: torch.Tensor, height: int, width: int) -> torch.T
 
     Returns:
         ``(B, 2, H, W)`` displacements in units of the image extent, in ``coeffs``' dtype.
+
+    Example:
+        >>> import torch
+        >>> c = torch.zeros(1, 2, 3, 3)
+        >>> c[0, 0, 0, 0] = 1.0  # u_1(r) = sin(pi r1) sin(pi r2): 1 at the centre, 0 on the border
+        >>> u = displacement_field(c, 5, 5)
+        >>> u[0, 0, 2, 2].item(), u[0, 0, 0].abs().max().item(), u[0, 1].abs().max().item()
+        (1.0, 0.0, 0.0)
     """
     if not isinstance(coeffs, torch.Tensor) or coeffs.ndim != 4 or coeffs.shape[1] != 2:
         got = tuple(coeffs.shape) if isinstance(coeffs, torch.Tensor) else type(coeffs).__name__
         raise ValueError(f"coeffs must have shape (B, 2, Ky, Kx), got {got}")
     dtype = coeffs.dtype if coeffs.is_floating_point() else torch.float32
-    sy = _basis(height, coeffs.shape[2], coeffs.device, dtype)
-    sx = _basis(width, coeffs.shape[3], coeffs.device, dtype)
     coeffs = coeffs.to(dtype)
-    extents = _extents(coeffs, height, width)
-    if extents is None:
-        return sy @ coeffs @ sx.T
-    # CPU, cuts that differ between images: each image's product stops at its own last non-zero
-    # frequency (the zero coefficients beyond it add nothing), instead of the batch's largest block
-    out = coeffs.new_zeros(coeffs.shape[0], 2, height, width)
-    for i, (ky, kx) in enumerate(extents):
-        if ky and kx:
-            torch.matmul(sy[:, :ky] @ coeffs[i, :, :ky, :kx], sx[:, :kx].T, out=out[i])
+    sy = _basis(int(height), coeffs.shape[2], dtype, device=coeffs.device)
+    sx = _basis(int(width), coeffs.shape[3], dtype, device=coeffs.device)
+    if _path(coeffs) == "per_image":
+        return _field_per_image(coeffs, sy, sx)
+    return sy @ coeffs @ sx.T
+
+
+#: the two evaluations of :func:`displacement_field`
+PATHS = ("batched", "per_image")
+#: on the CPU, blocks of more coefficients than this are synthesised image by image (64 x 64)
+PER_IMAGE_MIN_BLOCK = 64 * 64
+
+_switch = PathSwitch("prime_augment_field_path", PATHS)
+#: ``with forced("per_image"):`` evaluates :func:`displacement_field` by that path wherever it can
+#: (``"per_image"`` needs CPU coefficients outside ``torch.compile``); for tests and benchmarks
+forced = _switch.forced
+
+
+def _path(coeffs: torch.Tensor) -> str:
+    """The rule of :func:`displacement_field`: ``"per_image"`` or ``"batched"``."""
+    if coeffs.device.type != "cpu" or coeffs.numel() == 0 or torch.compiler.is_compiling():
+        return "batched"
+    path = _switch.get()
+    if path is None:
+        path = "per_image" if coeffs.shape[2] * coeffs.shape[3] > PER_IMAGE_MIN_BLOCK else "batched"
+    return path
+
+
+def _field_per_image(coeffs: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor) -> torch.Tensor:
+    """``S_H coeffs S_W^T`` image by image, each on its own block up to its last non-zero row and
+    column (reads the coefficients: CPU only)."""
+    b, _, ky, kx = coeffs.shape
+    live = coeffs.ne(0).any(1)  # (B, Ky, Kx)
+    rows = (live.any(2) * torch.arange(1, ky + 1)).amax(1).tolist()  # per image, 1 + its last live row
+    cols = (live.any(1) * torch.arange(1, kx + 1)).amax(1).tolist()
+    out = coeffs.new_zeros(b, 2, sy.shape[0], sx.shape[0])
+    for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        if r and c:
+            out[i] = sy[:, :r] @ coeffs[i, :, :r, :c] @ sx[:, :c].T
     return out
 
 
-#: fixed cost of one image's own field product on the CPU, in multiply-adds (about 10 us)
-_PER_IMAGE_MACS = 4e5
-
-
-def _extents(coeffs: torch.Tensor, height: int, width: int) -> list[tuple[int, int]] | None:
-    """Per image, the number of leading frequencies with a non-zero coefficient along each axis, when
-    synthesising each image on its own block is cheaper than the batch's block (CPU only; ``None``
-    otherwise)."""
-    b, _, ky, kx = coeffs.shape
-    if coeffs.device.type != "cpu" or torch.compiler.is_compiling():
-        return None
-    if torch.is_grad_enabled() and coeffs.requires_grad:  # autograd cannot record out= products
-        return None
-    if b == 1 and ky * kx <= _PER_IMAGE_MACS / (2.0 * (height + width)):
-        return None  # one image on a small block (e.g. its own, from the CPU sampler): nothing to gain
-    nz = coeffs.ne(0).any(1)  # (B, Ky, Kx)
-    rows = (nz.any(2) * torch.arange(1, ky + 1)).amax(1).tolist()
-    cols = (nz.any(1) * torch.arange(1, kx + 1)).amax(1).tolist()
-
-    def cost(a: int, c: int) -> float:  # S_H (H x a) @ B (a x c), then @ S_W^T (c x W), two components
-        return 2.0 * height * c * (a + width)
-
-    own = sum(cost(a, c) + _PER_IMAGE_MACS for a, c in zip(rows, cols, strict=True))
-    return list(zip(rows, cols, strict=True)) if own < b * cost(ky, kx) else None
+@device_cached()
+def _identity_grid(
+    height: int, width: int, dtype: torch.dtype, *, device: torch.device | None
+) -> torch.Tensor:
+    """The pixel centres in ``grid_sample``'s coordinates, ``(H, W, 2)`` as (x, y) (cached, read-only)."""
+    gy = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype)
+    gx = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype)
+    return torch.stack((gx[None, :].expand(height, width), gy[:, None].expand(height, width)), dim=-1)
 
 
 def deform(
@@ -224,14 +243,14 @@ def deform(
     # the field with its components in grid_sample's (x, y) order, viewed as (B, H, W, 2)
     u = displacement_field(coeffs.to(device=xb.device, dtype=compute).flip(1), h, w).permute(0, 2, 3, 1)
     # normalised coordinates in [-1, 1] = 2 r - 1, so a displacement u (in r units) adds 2 u.
-    grid = torch.add(_identity_grid(h, w, xb.device, compute), u, alpha=2.0)  # (B, H, W, 2) as (x, y)
+    grid = torch.add(_identity_grid(h, w, compute, device=xb.device), u, alpha=2.0)  # (B, H, W, 2)
     out = F.grid_sample(xb.to(compute), grid, mode=mode, padding_mode=padding_mode, align_corners=True)
     if clip:
         out = out.clamp(0.0, 1.0)
     return out.to(xb.dtype).reshape(*lead, c, h, w)
 
 
-@functools.lru_cache(maxsize=64)
+# --------------------------------------------------------------- the law on the pixel grid
 def _alias_table(n: int, cut_max: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Which sine frequencies ``1..cut_max`` coincide on an ``n``-point grid.
 
@@ -257,10 +276,13 @@ def _alias_table(n: int, cut_max: int) -> tuple[torch.Tensor, torch.Tensor]:
     return freqs, valid
 
 
-@functools.lru_cache(maxsize=32)
-def _fold_tables(height: int, width: int, cut_max: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+@device_cached(maxsize=32)
+def _fold_tables(
+    height: int, width: int, cut_max: int, *, device: torch.device | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per folded frequency ``(i', j')``: the sorted squared radii ``i^2 + j^2`` of the frequencies that
-    fold onto it, ``(M, A)``, and the cumulative sums of their ``1 / (i^2 + j^2)``, ``(M, A + 1)``.
+    fold onto it, ``(M, A)``, the cumulative sums of their ``1 / (i^2 + j^2)``, ``(M, A + 1)``, and the
+    square roots of those sums.
 
     Radii are integers below 2**24, so float32 holds them (and compares them with ``c^2``) exactly.
     """
@@ -272,27 +294,16 @@ def _fold_tables(height: int, width: int, cut_max: int, device: str) -> tuple[to
     r2, _ = torch.sort(r2, dim=1)
     inv = torch.where(torch.isfinite(r2), 1.0 / r2, 0.0)
     cum = torch.cat((torch.zeros(r2.shape[0], 1, dtype=r2.dtype), inv.cumsum(1)), dim=1)
-    return r2.to(device=device, dtype=torch.float32), cum.to(device=device, dtype=torch.float32)
+    return tuple(t.to(device=device, dtype=torch.float32) for t in (r2, cum, cum.sqrt()))  # type: ignore[return-value]
 
 
 @torch.compiler.assume_constant_result
 def _fold_tables_constant(
     height: int, width: int, cut_max: int, device: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_fold_tables`, a constant of a compiled graph (``torch.compile`` would trace the cached
-    function and rebuild the tables in every call)."""
-    return _fold_tables(height, width, cut_max, device)
-
-
-@functools.lru_cache(maxsize=64)
-def _disk_tables(ky: int, kx: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``i^2 + j^2`` and ``1 / (i^2 + j^2)`` for ``1 <= i <= ky``, ``1 <= j <= kx`` (float32, CPU).
-
-    Cached: callers must not modify them.
-    """
-    r2 = (torch.arange(1, ky + 1, dtype=torch.float64)[:, None] ** 2
-          + torch.arange(1, kx + 1, dtype=torch.float64)[None, :] ** 2)
-    return r2.to(torch.float32), r2.reciprocal().to(torch.float32)
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_fold_tables`, a constant of a compiled graph (``torch.compile`` would otherwise trace
+    the Python loops of the tables in every call)."""
+    return _fold_tables(height, width, cut_max, device=device)
 
 
 def folded_variance_weights(
@@ -305,9 +316,10 @@ def folded_variance_weights(
     :func:`_alias_table`). A field with coefficients ``N(0, T W)`` on the folded frequencies has exactly
     the law, on the pixel grid, of the field with coefficients ``N(0, T / (i^2 + j^2))`` on all
     frequencies of the disk, with at most ``(H - 2) x (W - 2)`` coefficients however large the cut.
-    Computed with one ``searchsorted`` over cached per-frequency tables (no loop, no host sync).
-    ``band=(ky, kx)`` computes only the lowest ``ky x kx`` folded frequencies (the others must be known
-    to vanish, e.g. every cut below ``ky`` and ``kx`` when no frequency folds).
+    Below the folding limit (``c < min(H, W) - 1``) no two frequencies of the disk coincide:
+    ``W[b, i, j] = 1 / (i^2 + j^2)`` on the disk and zero outside it. Computed with one
+    ``searchsorted`` over cached per-frequency tables (no loop, no host sync). ``band=(ky, kx)``
+    computes only the lowest ``ky x kx`` folded frequencies.
 
     Cuts (and ``cut_max``) above :func:`max_cut` count as that cap, which bounds the cost by the
     image size.
@@ -315,41 +327,39 @@ def folded_variance_weights(
     Returns:
         ``(B, Ky, Kx)`` float32 weights, ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)``
         (or ``band``).
+
+    Example:
+        >>> import torch
+        >>> w = folded_variance_weights(torch.tensor([2]), 32, 32, 100)  # the disk i^2 + j^2 <= 4
+        >>> w.shape, w[0, :2, :2].tolist(), int(w.count_nonzero())
+        (torch.Size([1, 30, 30]), [[0.5, 0.0], [0.0, 0.0]], 1)
     """
+    return _folded(cut, height, width, cut_max, band, root=False)
+
+
+def _folded(
+    cut: torch.Tensor, height: int, width: int, cut_max: int, band: tuple[int, int] | None, *, root: bool
+) -> torch.Tensor:
+    """:func:`folded_variance_weights`, or their square roots (``root=True``)."""
     cap = max_cut(height, width)
     cut, cut_max = cut.clamp_max(cap), min(int(cut_max), cap)  # (the cap is above H - 2 and W - 2)
-    r2, cum = _fold_tables_constant(int(height), int(width), cut_max, str(cut.device))
-    ky = max(0, min(int(cut_max), int(height) - 2))
-    kx = max(0, min(int(cut_max), int(width) - 2))
+    r2, cum, root_cum = _fold_tables_constant(int(height), int(width), cut_max, str(cut.device))
+    table = root_cum if root else cum
+    ky = max(0, min(cut_max, int(height) - 2))
+    kx = max(0, min(cut_max, int(width) - 2))
     if band is not None and (band[0] < ky or band[1] < kx):
         r2 = r2.view(ky, kx, -1)[: band[0], : band[1]].reshape(-1, r2.shape[1])
-        cum = cum.view(ky, kx, -1)[: band[0], : band[1]].reshape(-1, cum.shape[1])
+        table = table.view(ky, kx, -1)[: band[0], : band[1]].reshape(-1, table.shape[1])
         ky, kx = min(ky, band[0]), min(kx, band[1])
     b = cut.shape[0]
     if r2.shape[0] == 0 or b == 0:
         return torch.zeros(b, ky, kx, dtype=torch.float32, device=cut.device)
     c2 = cut.to(torch.float32).square()
-    idx = torch.searchsorted(r2, c2[None, :].expand(r2.shape[0], b).contiguous(), right=True)
-    return cum.gather(1, idx).T.reshape(b, ky, kx)
+    idx = torch.searchsorted(r2, c2[None, :].expand(r2.shape[0], b).contiguous(), right=True)  # (M, B)
+    return table.gather(1, idx).T.reshape(b, ky, kx)
 
 
-def max_cut(height: int, width: int) -> int:
-    """The largest cut the samplers use on an ``H x W`` grid: ``4 (n - 1)``, ``n = max(H, W)`` (at least 2).
-
-    On the ``n``-point grid ``r = k / (n - 1)`` the mode ``sin(pi i r)`` is periodic in ``i`` with period
-    ``2 (n - 1)`` and odd about ``n - 1``, so every frequency folds onto one of the ``n - 2`` useful modes
-    ``1..n - 2`` (or vanishes): the field never needs more than ``(H - 2) x (W - 2)`` coefficients, and
-    the folded law is exact (:func:`folded_variance_weights`). The variance a cut ``c`` puts on those
-    modes, though, is a sum over the ``~c^2`` frequencies of its disk (it grows like ``ln c``, and has
-    no closed form), so the exact law costs ``O(c^2)`` to tabulate: 7 TB for ``c = 10^6`` on a 16 x 16
-    image. Cuts are therefore capped at two folding periods, ``4 (n - 1)``: below the cap the law and
-    the draws are exactly the method's (above every preset at the sizes it is meant for: 124 for 32 px,
-    892 for 224 px); a larger cut is drawn as the cap (its law gets an atom there), which bounds the
-    tables by ``16 n^2`` entries whatever ``cut_max``.
-    """
-    return max(4 * (max(int(height), int(width)) - 1), 2)
-
-
+# ---------------------------------------------------------------------------------- the sampler
 def sample_spatial_params(
     batch_size: int,
     height: int,
@@ -358,6 +368,7 @@ def sample_spatial_params(
     cut_min: int = 2,
     cut_max: int = 100,
     strength: float = 1.0,
+    temperature_level: float | None = None,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
@@ -366,48 +377,53 @@ def sample_spatial_params(
     """Draw the per-image parameters of :func:`deform` (the laws of the method's code).
 
     Per image: a maximal cut ``m ~ U{cut_min + 1, ..., cut_max}`` (``cut_min`` when
-    ``cut_max == cut_min``), the cut ``c = floor(cut_min + B1 (m + 1 - cut_min))`` (at most ``m``, and at
-    most :func:`max_cut` of the image) and the temperature
+    ``cut_max == cut_min``, which fixes the cut), the cut ``c = floor(cut_min + B1 (m + 1 - cut_min))``
+    (at most ``m``, and at most :func:`max_cut` of the image) and the temperature
     ``T = strength^2 (T_min + B2 (T_max - T_min))`` with ``B1, B2 ~ Beta(1/2, 1/2)`` and
     the bounds of :func:`temperature_range` for ``n = max(H, W)`` and ``c``; when that range is empty
     (``c > 2n / pi``) ``T = strength^2 T_min``. ``strength`` scales the displacement (``T`` by its square).
-
-    The coefficients ``b_ij ~ N(0, T / (i^2 + j^2))`` for ``i^2 + j^2 <= c^2`` are drawn directly on the
-    frequencies the pixel grid can distinguish (:func:`folded_variance_weights`): exactly the same law
+    Then the coefficients ``b_ij ~ N(0, T / (i^2 + j^2))`` for ``i^2 + j^2 <= c^2``, drawn directly on
+    the frequencies the pixel grid can distinguish (:func:`folded_variance_weights`): exactly the law
     of the displacement of every pixel, with at most ``(H - 2) x (W - 2)`` coefficients.
 
-    On the CPU the cuts are read to draw each image's coefficients on its own block (fewer normals);
-    that step reads the data, so it runs eagerly under ``torch.compile`` (the same draws as without
-    it). ``static_shapes=True`` draws on every device as on accelerators (one ``(B, 2, Ky, Kx)`` draw,
-    the same law, other numbers than the CPU default): no read of the data, so the sampler compiles
-    with ``torch.compile(fullgraph=True)`` and gives the same draws compiled and eager.
+    One sampler on every device: tensors of fixed shapes, nothing read back to the host, so it
+    compiles with ``torch.compile(fullgraph=True)`` and draws the same numbers compiled and eager.
+
+    Args:
+        batch_size, height, width: the number of images and their size.
+        cut_min, cut_max: the range of the cut, ``2 <= cut_min <= cut_max`` (equal: a fixed cut).
+        strength: ``>= 0``, multiplies the displacement.
+        temperature_level: ``None`` draws ``B2 ~ Beta(1/2, 1/2)``; a number in ``[0, 1]`` fixes it
+            (``1``: ``T = strength^2 max(T_max, T_min)``, the largest temperature the law draws).
+        device, generator, dtype: where and from what the numbers are drawn, and the float dtype of
+            ``temperature`` and ``coeffs``.
+        static_shapes: accepted for compatibility and ignored: every call draws with static shapes.
 
     Returns:
         ``{"cut": (B,) int64, "temperature": (B,), "coeffs": (B, 2, Ky, Kx)}`` with
-        ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)`` (zero when the image has no interior);
-        on the CPU, where the cuts can be read for free, the block stops at the largest cut of the batch
-        when that cut is below the folding limit (the coefficients above it are all zero).
+        ``Ky = min(cut_max, H - 2)``, ``Kx = min(cut_max, W - 2)`` (zero when the image has no interior).
 
     Example:
         >>> import torch
         >>> p = sample_spatial_params(4, 32, 32, generator=torch.Generator().manual_seed(0))
         >>> p["coeffs"].shape, p["cut"].dtype
         (torch.Size([4, 2, 30, 30]), torch.int64)
+        >>> q = sample_spatial_params(2, 32, 32, cut_min=8, cut_max=8, temperature_level=1.0)
+        >>> q["cut"].tolist(), bool((q["temperature"] == temperature_range(32, 8)[1]).all())
+        ([8, 8], True)
     """
     if cut_min < 2:
         raise ValueError(f"cut_min must be >= 2 (ln(cut) must be positive), got {cut_min}")
     if cut_max < cut_min:
         raise ValueError(f"cut_max must be >= cut_min={cut_min}, got {cut_max}")
-    b = batch_size
-    on_cpu = device is None or torch.device(device).type == "cpu"
-    if on_cpu and b > 0 and not static_shapes:
-        return _sample_on_cpu(b, height, width, cut_min, cut_max, strength, generator, dtype)
-    laws = (b, height, width, (cut_min, cut_max), strength, generator)
-    cut, temperature = _cuts_and_temperatures(*laws, device)
-    weights = folded_variance_weights(cut, height, width, cut_max)  # (B, Ky, Kx)
-    std = (temperature.to(weights.dtype)[:, None, None] * weights).sqrt().to(dtype)
-    z = _random.normal((b, 2, *weights.shape[1:]), generator=generator, device=device, dtype=dtype)
-    return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": std[:, None] * z}
+    if temperature_level is not None and not 0.0 <= temperature_level <= 1.0:
+        raise ValueError(f"temperature_level must be None or in [0, 1], got {temperature_level}")
+    laws = (batch_size, height, width, (cut_min, cut_max), strength, temperature_level)
+    cut, temperature = _cuts_and_temperatures(*laws, generator, device)
+    # the standard deviations sqrt(T W), (B, Ky, Kx); then one normal draw scaled in place
+    std = _folded(cut, height, width, cut_max, None, root=True).mul(temperature.sqrt().float()[:, None, None])
+    z = _random.normal((batch_size, 2, *std.shape[1:]), generator=generator, device=device, dtype=dtype)
+    return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": z.mul_(std[:, None])}
 
 
 def _cuts_and_temperatures(
@@ -416,10 +432,11 @@ def _cuts_and_temperatures(
     width: int,
     cuts: tuple[int, int],
     strength: float,
+    level: float | None,
     generator: torch.Generator | None,
     device: torch.device | str | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cuts ``(B,)`` int64 and float64 temperatures of :func:`sample_spatial_params`, as tensors."""
+    """The cuts ``(B,)`` int64 and float64 temperatures of :func:`sample_spatial_params`."""
     cut_min, cut_max = cuts
     if cut_max > cut_min:
         top = _random.randint((b,), cut_min + 1, cut_max, generator=generator, device=device)
@@ -429,114 +446,12 @@ def _cuts_and_temperatures(
     # floor(cut_min + B1 (m + 1 - cut_min)), at most m (the values are positive: truncation is the floor)
     cut = torch.minimum(b1.mul_(top + (1 - cut_min)).add_(cut_min).to(torch.int64), top)
     cut = cut.clamp_max_(max_cut(height, width))
-    b2 = _random.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
+    if level is None:
+        b2 = _random.arcsine((b,), generator=generator, device=device, dtype=torch.float64)
+    else:
+        b2 = torch.full((b,), float(level), dtype=torch.float64, device=cut.device)
     t_min, t_max = temperature_range(max(height, width), cut)
     temperature = torch.maximum(t_max, t_min).sub_(t_min).mul_(b2).add_(t_min)
     if strength != 1.0:
         temperature.mul_(float(strength) ** 2)
     return cut, temperature
-
-
-#: batches up to this size drawn on the CPU compute their cuts and temperatures in Python scalars
-_SCALAR_BATCH = 16
-
-
-@torch.compiler.disable
-def _sample_on_cpu(
-    b: int,
-    height: int,
-    width: int,
-    cut_min: int,
-    cut_max: int,
-    strength: float,
-    generator: torch.Generator | None,
-    dtype: torch.dtype,
-) -> dict[str, torch.Tensor]:
-    """:func:`sample_spatial_params` on the CPU: each image's coefficients on its own block (reads the
-    cuts, so it runs eagerly under ``torch.compile``: compiled and eager calls draw the same numbers)."""
-    laws = (b, height, width, (cut_min, cut_max), strength, generator)
-    if b <= _SCALAR_BATCH and (generator is None or generator.device.type == "cpu"):
-        cuts, temperature = _few_cuts_and_temperatures(*laws)
-        cut = torch.tensor(cuts)
-    else:
-        cut, temperature = _cuts_and_temperatures(*laws, None)
-        cuts = cut.tolist()
-    coeffs = _draw_per_image(cuts, temperature, height, width, cut_max, generator, dtype)
-    return {"cut": cut, "temperature": temperature.to(dtype), "coeffs": coeffs}
-
-
-def _few_cuts_and_temperatures(
-    b: int, height: int, width: int, cuts: tuple[int, int], strength: float, generator: torch.Generator | None
-) -> tuple[list[int], torch.Tensor]:
-    """The cuts and float64 temperatures of :func:`sample_spatial_params` for a few CPU images, the
-    per-image scalars in Python.
-
-    One draw of ``3 B`` uniforms ``(u_m, u_1, u_2)`` per image; ``m = cut_min + 1 + floor(u_m (cut_max -
-    cut_min))``, ``c = floor(cut_min + sin^2(pi u_1 / 2) (m + 1 - cut_min))`` (at most ``m`` and the cap)
-    and ``T = strength^2 (T_min + sin^2(pi u_2 / 2) max(T_max - T_min, 0))``: the formulas of the tensor
-    path (a dispatch-bound per-image call saves about 35 tensor operations).
-    """
-    cut_min, cut_max = cuts
-    n = max(height, width)
-    cap = max_cut(height, width)
-    out: list[int] = []
-    temps: list[float] = []
-    for u_top, u_1, u_2 in torch.rand((b, 3), generator=generator, dtype=torch.float64).tolist():
-        top = min(cut_min + 1 + int(u_top * (cut_max - cut_min)), cut_max) if cut_max > cut_min else cut_min
-        c = min(int(math.sin(0.5 * math.pi * u_1) ** 2 * (top + 1 - cut_min) + cut_min), top, cap)
-        t_min, t_max = temperature_range(n, c)
-        t = (max(t_max, t_min) - t_min) * math.sin(0.5 * math.pi * u_2) ** 2 + t_min
-        out.append(c)
-        temps.append(t * float(strength) ** 2 if strength != 1.0 else t)
-    return out, torch.tensor(temps, dtype=torch.float64)
-
-
-#: blocks of at most this many coefficients have their per-cut weights cached (16 KiB each)
-_CACHED_WEIGHTS_MAX = 64 * 64
-
-
-@functools.lru_cache(maxsize=512)
-def _cut_weights(c: int, height: int, width: int, cut_max: int) -> torch.Tensor:
-    """The variance weights of one cut on its own block (as drawn by :func:`_draw_per_image`): the disk's
-    ``1 / (i^2 + j^2)`` on ``c x c`` below the folding limit, else the folded weights; float32, cached
-    (read-only)."""
-    if c < min(height, width) - 1:
-        r2, inv = _disk_tables(c, c)
-        return inv * (r2 <= float(c * c))
-    return folded_variance_weights(torch.tensor([c]), height, width, cut_max)[0]
-
-
-def _draw_per_image(
-    cuts: list[int],
-    temperature: torch.Tensor,
-    height: int,
-    width: int,
-    cut_max: int,
-    generator: torch.Generator | None,
-    dtype: torch.dtype,
-) -> torch.Tensor:
-    """The coefficients of each image drawn on its own block (CPU, where the cuts are free to read).
-
-    Below the folding limit (``c < min(H, W) - 1``) no two frequencies of the disk coincide on the
-    grid: the block is ``c x c`` with the plain weights ``1 / (i^2 + j^2)`` on the disk (equal to the
-    folded tables, tested); from it on, the image's folded weights on the whole ``Ky x Kx`` block.
-    Everything outside an image's block is zero, so only ``sum_b (block size)`` normals are drawn
-    (not ``B`` times the largest block) and :func:`displacement_field` can stop at each block. The
-    result stops at the largest block of the batch.
-    """
-    ky_full, kx_full = max(0, min(cut_max, height - 2)), max(0, min(cut_max, width - 2))
-    limit = min(height, width) - 1
-    blocks = [(c, c) if c < limit else (ky_full, kx_full) for c in cuts]
-    out = torch.zeros(len(cuts), 2, max(a for a, _ in blocks), max(c for _, c in blocks), dtype=dtype)
-    temps = temperature.to(torch.float32)
-    for i, (c, (ky, kx)) in enumerate(zip(cuts, blocks, strict=True)):
-        if ky == 0 or kx == 0:
-            continue
-        if ky * kx <= _CACHED_WEIGHTS_MAX:  # small blocks: the weights of this cut are cached
-            weights = _cut_weights(c, height, width, cut_max) * temps[i]
-        else:  # large ones: computed afresh (the same function, uncached), scaled in place
-            weights = _cut_weights.__wrapped__(c, height, width, cut_max).mul_(temps[i])
-        std = weights.sqrt_().to(dtype)
-        z = _random.normal((2, ky, kx), generator=generator, dtype=dtype)
-        torch.mul(z, std, out=out[i, :, :ky, :kx])
-    return out
