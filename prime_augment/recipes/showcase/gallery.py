@@ -7,19 +7,22 @@ torch, the ``plot_*`` functions need matplotlib (the ``recipes`` extra).
   preset's hyper-parameters) on every image.
 * :func:`primitive_grid`: the figure of the method for one primitive — the smoothness ``K`` across
   rows, the strength across columns — on one image, with one random draw per row scaled by the
-  column's strength, so a row shows the same random transform at growing strength:
+  column's strength, so a row shows the same random transform at growing strength. Each cell is a
+  draw of the primitive's own sampler (the same seed along a row) with its random hyper-parameters
+  fixed at the top of their laws:
 
   =========  =========================  ===================================================================
   primitive  ``K`` (rows)               strength ``a`` (columns, a multiple of the preset's maximum)
   =========  =========================  ===================================================================
-  spectral   FIR size ``K x K``         taps ``w = a sigma_max z``, ``z ~ N(0, 1)``
-  spatial    cut ``c`` of the series    ``b_ij ~ N(0, T / (i^2 + j^2))``, ``T = a^2 max(T_max(c), T_min(c))``
+  spectral   FIR size ``K x K``         ``sample_spectral_params``, ``sigma = a sigma_max`` (fixed)
+  spatial    cut ``c`` of the series    ``sample_spatial_params``, cut ``c`` and ``T = a^2 max(T_max, T_min)``
   color      highest frequency ``K``    ``b_n = a sqrt(variance_max) z_n`` on the band ``K - D + 1..K``
   =========  =========================  ===================================================================
 
   ``a = 0`` is the image itself; ``a = 1`` is the largest strength the preset's law draws. The color
   band holds ``D = min(K, bandwidth)`` frequencies (all of ``1..K`` when the preset's ``bandwidth`` is
-  ``None``, as at CIFAR scale): the top band the preset's law can draw for that ``K``.
+  ``None``, as at CIFAR scale): the top band the preset's law can draw for that ``K``
+  (``sample_color_params`` cannot fix ``K``, the variance or the band, so that draw is written here).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from ...functional import deform, folded_variance_weights, sine_color, spectral_filter, temperature_range
+from ...functional import deform, sample_spatial_params, sample_spectral_params, sine_color, spectral_filter
 from ...presets import get_preset
 from ...prime import PRIME, PRIMITIVES
 
@@ -107,38 +110,47 @@ def primitive_grid(
     if not strengths or bad:
         raise ValueError(f"strengths must be finite numbers >= 0, got {list(strengths)}")
     cfg = get_preset(preset)[primitive]
-    c, h, w = image.shape
     n_s = len(strengths)
-    x = image.expand(n_s, c, h, w)
-    a = torch.tensor([float(s) for s in strengths], dtype=torch.float32)
+    x = image.expand(n_s, *image.shape)
     rows = []
     for row, k in enumerate(ks):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + row)
+        _check_k(primitive, k)
+        # one seed per row: every column draws the same numbers at its own strength
+        draws = [_draw(primitive, cfg, k, float(a), image.shape, seed * 1_000_003 + row) for a in strengths]
         if primitive == "spectral":
-            if k < 1 or k % 2 == 0:
-                raise ValueError(f"spectral K must be odd and >= 1, got {k}")
-            z = torch.randn(k, k, generator=g)
-            taps = (a * cfg["sigma_max"])[:, None, None] * z
-            rows.append(spectral_filter(x, taps))
+            rows.append(spectral_filter(x, torch.cat(draws)))
         elif primitive == "spatial":
-            if k < 2:
-                raise ValueError(f"spatial K (the cut) must be >= 2, got {k}")
-            weights = folded_variance_weights(torch.tensor([k]), h, w, k)[0]  # (Ky, Kx)
-            t_min, t_max = temperature_range(max(h, w), k)
-            z = torch.randn(2, *weights.shape, generator=g)
-            std = (max(t_max, t_min) * weights).sqrt()
-            coeffs = a[:, None, None, None] * (std * z)[None]
-            rows.append(deform(x, coeffs))
+            rows.append(deform(x, torch.cat(draws)))
         else:
-            if k < 1:
-                raise ValueError(f"color K must be >= 1, got {k}")
-            band = k if cfg["bandwidth"] is None else min(k, cfg["bandwidth"])
-            z = torch.randn(c, band, generator=g)
-            coeffs = (a * math.sqrt(cfg["variance_max"]))[:, None, None] * z
-            rows.append(sine_color(x, coeffs, torch.full((n_s,), k - band + 1, dtype=torch.int64)))
+            band = draws[0].shape[-1]
+            rows.append(sine_color(x, torch.cat(draws), torch.full((n_s,), k - band + 1, dtype=torch.int64)))
     grid = torch.stack(rows)
-    grid[:, a == 0] = image  # exactly the image (resampling with a zero field is only close to it)
+    grid[:, torch.tensor([float(a) == 0 for a in strengths])] = image  # exactly the image
     return grid
+
+
+def _check_k(primitive: str, k: int) -> None:
+    if primitive == "spectral" and (k < 1 or k % 2 == 0):
+        raise ValueError(f"spectral K must be odd and >= 1, got {k}")
+    if primitive == "spatial" and k < 2:
+        raise ValueError(f"spatial K (the cut) must be >= 2, got {k}")
+    if primitive == "color" and k < 1:
+        raise ValueError(f"color K must be >= 1, got {k}")
+
+
+def _draw(primitive: str, cfg: dict, k: int, a: float, shape: torch.Size, seed: int) -> torch.Tensor:
+    """One image's parameters of ``primitive`` at smoothness ``k`` and strength ``a``, the random
+    hyper-parameters fixed at the top of the preset's laws (the module docstring's table)."""
+    g = torch.Generator().manual_seed(seed)
+    c, h, w = shape
+    if primitive == "spectral":
+        kw = {"kernel_size": k, "sigma_min": cfg["sigma_max"], "sigma_max": cfg["sigma_max"]}
+        return sample_spectral_params(1, **kw, strength=a, generator=g)["taps"]
+    if primitive == "spatial":
+        kw = {"cut_min": k, "cut_max": k, "temperature_level": 1.0}
+        return sample_spatial_params(1, h, w, **kw, strength=a, generator=g)["coeffs"]
+    band = k if cfg["bandwidth"] is None else min(k, cfg["bandwidth"])
+    return (a * math.sqrt(cfg["variance_max"])) * torch.randn(1, c, band, generator=g)
 
 
 def augmentation_samples(
