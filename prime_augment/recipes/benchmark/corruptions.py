@@ -41,37 +41,37 @@ imagecorruptions imports, ``builtin`` otherwise (the choice is printed and recor
 from __future__ import annotations
 
 import argparse
-import importlib
-import io
 import json
 import math
 import os
 import sys
-import types
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from .._common import PlainHelpFormatter, environment, nonneg_int, positive_int, write_json, write_text
-from . import _cifar10c
+from . import _builtin_corruptions, _cifar10c, _imagecorruptions
+from ._builtin_corruptions import to_uint8
 from .data import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS, IMAGE_EXTENSIONS
 
 __all__ = [
     "BACKENDS",
     "BUILTIN_CORRUPTIONS",
+    "CIFAR10C_CORRUPTIONS",
+    "Backend",
     "apply_corruption",
     "available_corruptions",
     "load_imagecorruptions",
     "make_corruption_set",
+    "resolve_backend",
+    "to_uint8",
 ]
-
-BACKENDS = ("auto", "cifar10c", "imagecorruptions", "builtin")
 
 EXAMPLE = """Example (a CIFAR-10-C-style set from 1000 test images of numpy arrays):
   prime-augment make-corruptions --input data/cifar10/test_images.npy --labels data/cifar10/test_labels.npy \\
@@ -79,258 +79,39 @@ EXAMPLE = """Example (a CIFAR-10-C-style set from 1000 test images of numpy arra
   prime-augment make-corruptions --input my_dataset/val --size 64 --backend builtin --out my_dataset-c
 """
 
-
-# ---------------------------------------------------------------------------------------------- builtin set
-def _gauss_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    r = max(1, int(truncate * sigma + 0.5))
-    t = np.arange(-r, r + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
-def _filter2d(x: np.ndarray, kernel: np.ndarray, mode: str) -> np.ndarray:
-    """Correlate each channel of ``x`` ``[B, H, W, C]`` with a 2-D kernel (odd size), padded by ``mode``."""
-    kh, kw = kernel.shape
-    ph, pw = kh // 2, kw // 2
-    p = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode=mode)
-    out = np.zeros_like(x)
-    h, w = x.shape[1:3]
-    for i in range(kh):
-        for j in range(kw):
-            if kernel[i, j] != 0:
-                out += kernel[i, j] * p[:, i : i + h, j : j + w]
-    return out
-
-
-def _gaussian_blur_arr(x: np.ndarray, sigma: float) -> np.ndarray:
-    k = _gauss_kernel1d(sigma)
-    return _filter2d(_filter2d(x, k[None, :], "edge"), k[:, None], "edge")
-
-
-def _disk(radius: float, alias_blur: float) -> np.ndarray:
-    """The anti-aliased disk kernel of ImageNet-C's defocus blur (3-tap Gaussian, 5 taps past radius 8)."""
-    lim = 8 if radius <= 8 else math.ceil(radius)
-    t = np.arange(-lim, lim + 1)
-    xx, yy = np.meshgrid(t, t)
-    d = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
-    d /= d.sum()
-    taps = np.arange(-1.0, 2.0) if radius <= 8 else np.arange(-2.0, 3.0)
-    k = np.exp(-0.5 * (taps / alias_blur) ** 2)
-    k = (k / k.sum())[None]
-    return _filter2d(_filter2d(d[None, :, :, None], k, "reflect"), k.T, "reflect")[0, :, :, 0]
-
-
-def _zoom(x: np.ndarray, factor: float) -> np.ndarray:
-    """Centre crop of ``1/factor`` of each image, zoomed back to full size (bilinear)."""
-    import torch
-    import torch.nn.functional as F
-
-    h, w = x.shape[1:3]
-    ch, cw = math.ceil(h / factor), math.ceil(w / factor)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = torch.from_numpy(np.ascontiguousarray(x[:, top : top + ch, left : left + cw])).permute(0, 3, 1, 2)
-    zh, zw = round(ch * factor), round(cw * factor)
-    z = F.interpolate(crop, size=(zh, zw), mode="bilinear", align_corners=False)
-    t, lft = (zh - h) // 2, (zw - w) // 2
-    return z[:, :, t : t + h, lft : lft + w].permute(0, 2, 3, 1).numpy()
-
-
-def _pil_each(x: np.ndarray, fn: Callable[[Image.Image], Image.Image]) -> np.ndarray:
-    out = np.empty_like(x)
-    for i, a in enumerate(x):
-        img = Image.fromarray(np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8))
-        out[i] = np.asarray(fn(img).convert("RGB"), dtype=np.float64) / 255.0
-    return out
-
-
-def _jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
-    def f(img: Image.Image) -> Image.Image:
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=quality)
-        buf.seek(0)
-        return Image.open(buf).convert("RGB")
-
-    return f
-
-
-def _pixelate(c: float) -> Callable[[Image.Image], Image.Image]:
-    def f(img: Image.Image) -> Image.Image:
-        w, h = img.size
-        small = img.resize((max(1, int(w * c)), max(1, int(h * c))), Image.BOX)
-        return small.resize((w, h), Image.BOX)
-
-    return f
-
-
-def _impulse(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
-    flip = rng.random(x.shape) < amount
-    salt = rng.random(x.shape) < 0.5
-    return np.where(flip, salt.astype(x.dtype), x)
-
-
-#: the builtin corruptions: name -> (five severity parameters, fn(x [B,H,W,3] in [0,1], c, rng) -> x)
-_BUILTIN: dict[str, tuple[list[Any], Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]]] = {
-    "gaussian_noise": ([0.04, 0.06, 0.08, 0.09, 0.10], lambda x, c, r: x + r.normal(size=x.shape, scale=c)),
-    "shot_noise": ([500, 250, 100, 75, 50], lambda x, c, r: r.poisson(x * c) / c),
-    "impulse_noise": ([0.01, 0.02, 0.03, 0.05, 0.07], _impulse),
-    "speckle_noise": ([0.06, 0.1, 0.12, 0.16, 0.2], lambda x, c, r: x + x * r.normal(size=x.shape, scale=c)),
-    "gaussian_blur": ([0.4, 0.6, 0.7, 0.8, 1.0], lambda x, c, r: _gaussian_blur_arr(x, c)),
-    "defocus_blur": (
-        [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
-        lambda x, c, r: _filter2d(x, _disk(c[0], c[1]), "reflect"),
-    ),
-    "zoom_blur": (
-        [
-            np.arange(1, 1.06, 0.01),
-            np.arange(1, 1.11, 0.01),
-            np.arange(1, 1.16, 0.01),
-            np.arange(1, 1.21, 0.01),
-            np.arange(1, 1.26, 0.01),
-        ],
-        lambda x, c, r: (x + sum(_zoom(x, float(z)) for z in c)) / (len(c) + 1),
-    ),
-    "contrast": (
-        [0.75, 0.5, 0.4, 0.3, 0.15],
-        lambda x, c, r: (x - x.mean((1, 2), keepdims=True)) * c + x.mean((1, 2), keepdims=True),
-    ),
-    "brightness": ([0.05, 0.1, 0.15, 0.2, 0.3], lambda x, c, r: _hsv_shift(x, 2, 1.0, c)),
-    "saturate": (
-        [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
-        lambda x, c, r: _hsv_shift(x, 1, c[0], c[1]),
-    ),
-    "jpeg_compression": ([80, 65, 58, 50, 40], lambda x, c, r: _pil_each(x, _jpeg(c))),
-    "pixelate": ([0.95, 0.9, 0.85, 0.75, 0.65], lambda x, c, r: _pil_each(x, _pixelate(c))),
-}
-
 #: names of the builtin corruptions
-BUILTIN_CORRUPTIONS = tuple(_BUILTIN)
+BUILTIN_CORRUPTIONS = _builtin_corruptions.CORRUPTIONS
+#: corruptions of the ``cifar10c`` backend: the 19 of the CIFAR-10-C release (15 benchmark + 4 extra)
+CIFAR10C_CORRUPTIONS = _cifar10c.CORRUPTIONS
+#: ``imagecorruptions`` with local shims, or ``None`` when it is not usable
+load_imagecorruptions = _imagecorruptions.load
 
 
-def _hsv_shift(x: np.ndarray, channel: int, scale: float, shift: float) -> np.ndarray:
-    hsv = _cifar10c.sk_rgb2hsv(np.clip(x, 0, 1))
-    hsv[..., channel] = np.clip(hsv[..., channel] * scale + shift, 0, 1)
-    return _cifar10c.sk_hsv2rgb(hsv)
+# ---------------------------------------------------------------------------------------------- backends
+@dataclass(frozen=True)
+class Backend:
+    """One implementation of the corruptions, as :func:`apply_corruption` and ``make-corruptions`` use it.
 
-
-def _builtin(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
-    params, fn = _BUILTIN[name]
-    rng = np.random.default_rng(seed)
-    x = images.astype(np.float64) / 255.0
-    y = fn(x, params[severity - 1], rng)
-    return to_uint8(np.asarray(y) * 255.0)
-
-
-def to_uint8(y: np.ndarray) -> np.ndarray:
-    """``[0, 255]`` floats to uint8 as CIFAR-10-C / ImageNet-C do (``np.uint8`` of the clipped values:
-    truncation toward zero, so 127.9 -> 127; not rounding)."""
-    return np.clip(y, 0, 255).astype(np.uint8)
-
-
-# ------------------------------------------------------------------------------------ imagecorruptions
-class _NumpyShim(types.ModuleType):
-    """numpy with the aliases imagecorruptions 1.1 uses and numpy >= 2 removed (``float_``, ...)."""
-
-    _ALIASES: ClassVar[dict[str, Any]] = {
-        "float_": np.float64,
-        "float": float,
-        "int": int,
-        "bool": bool,
-        "complex_": np.complex128,
-    }
-
-    def __init__(self) -> None:
-        super().__init__("numpy")
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._ALIASES and not hasattr(np, name):
-            return self._ALIASES[name]
-        return getattr(np, name)
-
-
-def _gaussian_shim(gaussian: Callable) -> Callable:
-    """skimage's ``gaussian`` accepting the removed ``multichannel=`` keyword (scikit-image >= 0.19)."""
-
-    def wrapped(image, *args, multichannel=None, **kwargs):
-        if multichannel is not None and "channel_axis" not in kwargs:
-            kwargs["channel_axis"] = -1 if multichannel else None
-        return gaussian(image, *args, **kwargs)
-
-    return wrapped
-
-
-_IC: Any = None
-
-
-def load_imagecorruptions():
-    """Import ``imagecorruptions`` with local shims for its incompatibilities; ``None`` if unusable.
-
-    Shims: a ``pkg_resources.resource_filename`` when setuptools no longer provides ``pkg_resources``
-    (it only locates the package's frost images); ``scipy.ndimage.interpolation`` when SciPy dropped that
-    namespace; the module's own ``np`` replaced by a proxy that adds ``np.float_`` etc.; its ``gaussian``
-    wrapped to translate ``multichannel=`` to ``channel_axis=``.
+    Attributes:
+        corruptions: the names it provides (benchmark order).
+        default: what a set holds when no ``--corruptions`` are named.
+        corrupt: ``(uint8 [B, H, W, 3], name, severity 1..5, seed) -> uint8``, a new array.
+        check: ``(names, image shape)``: a ``ValueError`` for what cannot run here.
+        record: the lines of ``meta.json`` that describe it (versions, parameters, seeding).
+        severities: ``(images, name, seed) -> [severity 1 .. 5]`` when one stream runs over the five
+            severities and the images in order (``cifar10c``: the script's seeding); ``None``: each
+            (corruption, severity, chunk) is seeded on its own.
     """
-    global _IC
-    if _IC is not None:
-        return _IC or None
-    try:
-        try:
-            import pkg_resources  # noqa: F401
-        except ImportError:
-            shim = types.ModuleType("pkg_resources")
 
-            def resource_filename(module: str, name: str) -> str:
-                # pkg_resources semantics: relative to the folder of the module (or package)
-                return str(Path(importlib.import_module(module).__file__).parent / name)
-
-            shim.resource_filename = resource_filename
-            sys.modules["pkg_resources"] = shim
-        try:
-            importlib.import_module("scipy.ndimage.interpolation")
-        except ImportError:
-            import scipy.ndimage
-
-            sys.modules["scipy.ndimage.interpolation"] = scipy.ndimage
-        with warnings.catch_warnings():  # its own deprecated scipy import path
-            warnings.simplefilter("ignore", DeprecationWarning)
-            ic = importlib.import_module("imagecorruptions")
-        mod = importlib.import_module("imagecorruptions.corruptions")
-        mod.np = _NumpyShim()
-        mod.gaussian = _gaussian_shim(mod.gaussian)
-        _IC = ic
-    except Exception as e:  # ImportError, or a broken dependency (cv2 without libGL, ...)
-        _IC = False
-        _IC_ERROR[0] = f"{type(e).__name__}: {e}"
-        return None
-    return _IC
+    corruptions: tuple[str, ...]
+    default: tuple[str, ...]
+    corrupt: Callable[[np.ndarray, str, int, int], np.ndarray]
+    check: Callable[[Sequence[str], tuple[int, ...]], None]
+    record: Callable[[], dict[str, Any]]
+    severities: Callable[[np.ndarray, str, int], list[np.ndarray]] | None = None
 
 
-_IC_ERROR = [""]
-
-
-#: ImageNet-C's impulse-noise amounts (make_imagenet_c.py, as imagecorruptions 1.1)
-IMAGENET_C_IMPULSE = (0.03, 0.06, 0.09, 0.17, 0.27)
-
-
-def _with_imagecorruptions(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
-    ic = load_imagecorruptions()
-    if name == "impulse_noise":  # today's scikit-image ignores np.random.seed: the 2018 draws, seeded
-        rs = np.random.RandomState(seed % 2**32)
-        c = IMAGENET_C_IMPULSE[severity - 1]
-        return np.stack([np.uint8(_cifar10c._impulse_noise(img, c, rs)) for img in images])
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - imagecorruptions draws from numpy's global RNG
-    out = np.empty_like(images)
-    for i, img in enumerate(images):
-        y = np.asarray(ic.corrupt(np.ascontiguousarray(img), severity=severity, corruption_name=name))
-        if y.shape != img.shape:
-            raise RuntimeError(
-                f"imagecorruptions {name} returned shape {y.shape} for an image of {img.shape}"
-            )
-        out[i] = y
-    return out
-
-
-# ------------------------------------------------------------ CIFAR-10-C: make_cifar_c.py step for step
-def _require_cifar10c(names: Sequence[str]) -> None:
+def _require_cifar10c(names: Sequence[str], shape: tuple[int, ...] = ()) -> None:
     """A ``ValueError`` naming what is missing for the ``cifar10c`` corruptions ``names``."""
     missing = {c: m for c in names if (m := _cifar10c.missing_requirements(c))}
     if missing:
@@ -346,19 +127,72 @@ def _with_cifar10c(images: np.ndarray, name: str, severity: int, seed: int) -> n
     return _cifar10c.corrupt_batch(images, name, severity, np.random.RandomState(seed % 2**32))
 
 
-#: corruptions of the ``cifar10c`` backend: the 19 of the CIFAR-10-C release (15 benchmark + 4 extra)
-CIFAR10C_CORRUPTIONS = _cifar10c.CORRUPTIONS
+def _cifar10c_severities(images: np.ndarray, name: str, seed: int) -> list[np.ndarray]:
+    """The script's seeding: one ``RandomState(seed)`` over severities 1..5, the images in order."""
+    rs = np.random.RandomState(seed % 2**32)
+    return [_cifar10c.corrupt_batch(images, name, s, rs) for s in range(1, 6)]
+
+
+def _cifar10c_record() -> dict[str, Any]:
+    return {
+        "imagecorruptions": _dist_version("imagecorruptions"),
+        "versions": {
+            k: _dist_version(k)
+            for k in ("numpy", "scipy", "opencv-python-headless", "opencv-python", "pillow")
+        },
+        "seeding": "np.random.RandomState(seed) per corruption, severities 1..5, images in order",
+        "parameters": (
+            "CIFAR-10-C: Hendrycks & Dietterich's make_cifar_c.py (hendrycks/robustness) step for step "
+            "(its filters, resampling, random draws and np.uint8 truncation; ImageMagick's motion blur "
+            "ported to numpy)"
+        ),
+    }
+
+
+def _check_imagecorruptions(names: Sequence[str], shape: tuple[int, ...]) -> None:
+    if min(shape[:2]) < 32:
+        raise ValueError(f"imagecorruptions needs images of at least 32 px, got {tuple(shape[:2])}")
+
+
+def _imagecorruptions_record() -> dict[str, Any]:
+    version = getattr(load_imagecorruptions(), "__version__", _dist_version("imagecorruptions"))
+    return {"imagecorruptions": version, "parameters": "ImageNet-C severity parameters (imagecorruptions)"}
+
+
+_BACKENDS: dict[str, Backend] = {
+    "cifar10c": Backend(
+        CIFAR10C_CORRUPTIONS,
+        BENCHMARK_CORRUPTIONS,
+        _with_cifar10c,
+        _require_cifar10c,
+        _cifar10c_record,
+        severities=_cifar10c_severities,
+    ),
+    "imagecorruptions": Backend(
+        BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS,
+        BENCHMARK_CORRUPTIONS,
+        _imagecorruptions.corrupt,
+        _check_imagecorruptions,
+        _imagecorruptions_record,
+    ),
+    "builtin": Backend(
+        BUILTIN_CORRUPTIONS,
+        BUILTIN_CORRUPTIONS,
+        _builtin_corruptions.corrupt,
+        lambda names, shape: None,
+        lambda: {"parameters": "CIFAR-10-C severity parameters (make_cifar_c.py), builtin implementation"},
+    ),
+}
+
+#: the ``--backend`` choices: ``auto`` and the three sets
+BACKENDS = ("auto", *_BACKENDS)
 
 
 def available_corruptions(backend: str) -> tuple[str, ...]:
     """Corruption names a backend provides (benchmark order)."""
-    if backend == "builtin":
-        return BUILTIN_CORRUPTIONS
-    if backend == "imagecorruptions":
-        return BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
-    if backend == "cifar10c":
-        return CIFAR10C_CORRUPTIONS
-    raise ValueError(f"--backend must be one of {BACKENDS[1:]} here, got {backend!r}")
+    if backend not in _BACKENDS:
+        raise ValueError(f"--backend must be one of {BACKENDS[1:]} here, got {backend!r}")
+    return _BACKENDS[backend].corruptions
 
 
 def resolve_backend(backend: str, image_size: int | None = None) -> str:
@@ -371,8 +205,9 @@ def resolve_backend(backend: str, image_size: int | None = None) -> str:
         return backend
     ok = load_imagecorruptions() is not None
     if backend != "auto" and not ok:
+        why = _imagecorruptions.load_error()
         raise SystemExit(
-            f"--backend {backend}: the imagecorruptions package is not usable ({_IC_ERROR[0]}); "
+            f"--backend {backend}: the imagecorruptions package is not usable ({why}); "
             "pip install 'prime-augment[corruptions]', or use --backend builtin"
         )
     if backend != "auto":
@@ -409,20 +244,17 @@ def apply_corruption(
         raise ValueError(
             f"unknown corruption {name!r} for backend {backend}: {available_corruptions(backend)}"
         )
-    if backend == "builtin":
-        return _builtin(images, name, severity, seed)
-    if backend == "cifar10c":
-        return _with_cifar10c(images, name, severity, seed)
-    return _with_imagecorruptions(images, name, severity, seed)
+    return _BACKENDS[backend].corrupt(images, name, severity, seed)
 
 
 def _task(args: tuple) -> list[tuple[str, int, int, np.ndarray]]:
-    path, name, severity, start, stop, backend, seed = args
+    path, name, severity, start, stop, backend_name, seed = args
     images = np.ascontiguousarray(np.load(path, mmap_mode="r")[start:stop])
-    if severity is None:  # cifar10c: the script's seeding, one stream over severities 1..5, images in order
-        rs = np.random.RandomState(seed % 2**32)
-        return [(name, s, start, _cifar10c.corrupt_batch(images, name, s, rs)) for s in range(1, 6)]
-    return [(name, severity, start, apply_corruption(images, name, severity, backend=backend, seed=seed))]
+    if severity is None:  # the backend's one stream over severities 1..5 and the images in order
+        series = _BACKENDS[backend_name].severities(images, name, seed)
+        return [(name, s, start, arr) for s, arr in enumerate(series, start=1)]
+    corrupted = apply_corruption(images, name, severity, backend=backend_name, seed=seed)
+    return [(name, severity, start, corrupted)]
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -431,34 +263,43 @@ def _read_input(
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None, str, np.ndarray]:
     """Images ``[N, H, W, 3]`` uint8, labels, class names (folder input), a description and the indices
     of the images used in the source (its order: the array's rows, or the sorted class/file list)."""
-    classes = None
     if path.is_file() and path.suffix == ".npy":
-        try:
-            images = np.load(path, mmap_mode="r")
-        except Exception as e:
-            raise ValueError(f"--input {path}: cannot read as .npy ({e})") from e
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(
-                f"--input {path}: expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}"
-            )
-        lab_path = Path(labels) if labels else path.with_name(path.name.replace("images", "labels"))
-        if lab_path == path or not lab_path.is_file():
-            raise FileNotFoundError(f"--labels: no labels file for {path} (looked for {lab_path})")
-        lab = np.load(lab_path, allow_pickle=False)
-        if lab.ndim != 1 or lab.shape[0] != images.shape[0] or not np.issubdtype(lab.dtype, np.integer):
-            raise ValueError(
-                f"--labels {lab_path}: expected {images.shape[0]} integer labels, got {lab.dtype} {lab.shape}"
-            )
-        desc = f"array {path} (labels {lab_path})"
-        idx = _pick(images.shape[0], limit, seed)
-        images = np.asarray(images[idx]) if idx is not None else np.asarray(images)
-        lab = lab[idx] if idx is not None else lab
-        if size is not None and images.shape[1] != size:
-            images = np.stack([_resize(Image.fromarray(a), size) for a in images])
-        used = idx if idx is not None else np.arange(images.shape[0])
-        return images, lab.astype(np.int64), None, desc, used
+        return _read_array(path, labels, size, limit, seed)
     if not path.is_dir():
         raise FileNotFoundError(f"--input {path}: not a .npy file or a folder")
+    return _read_folder(path, size, limit, seed)
+
+
+def _read_array(
+    path: Path, labels: str | None, size: int | None, limit: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, None, str, np.ndarray]:
+    try:
+        images = np.load(path, mmap_mode="r")
+    except Exception as e:
+        raise ValueError(f"--input {path}: cannot read as .npy ({e})") from e
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"--input {path}: expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+    lab_path = Path(labels) if labels else path.with_name(path.name.replace("images", "labels"))
+    if lab_path == path or not lab_path.is_file():
+        raise FileNotFoundError(f"--labels: no labels file for {path} (looked for {lab_path})")
+    lab = np.load(lab_path, allow_pickle=False)
+    if lab.ndim != 1 or lab.shape[0] != images.shape[0] or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(
+            f"--labels {lab_path}: expected {images.shape[0]} integer labels, got {lab.dtype} {lab.shape}"
+        )
+    desc = f"array {path} (labels {lab_path})"
+    idx = _pick(images.shape[0], limit, seed)
+    images = np.asarray(images[idx]) if idx is not None else np.asarray(images)
+    lab = lab[idx] if idx is not None else lab
+    if size is not None and images.shape[1] != size:
+        images = np.stack([_resize(Image.fromarray(a), size) for a in images])
+    used = idx if idx is not None else np.arange(images.shape[0])
+    return images, lab.astype(np.int64), None, desc, used
+
+
+def _read_folder(
+    path: Path, size: int | None, limit: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[str], str, np.ndarray]:
     classes = sorted(e.name for e in os.scandir(path) if e.is_dir())
     if not classes:
         raise FileNotFoundError(f"--input {path}: expected class sub-folders <class>/<image files>")
@@ -540,32 +381,22 @@ def make_corruption_set(
         raise ValueError(
             f"images must be a uint8 array [N, H, W, 3], got {getattr(images, 'shape', images)!r}"
         )
-    backend = resolve_backend(backend, min(images.shape[1:3]))
-    names = (
-        list(corruptions)
-        if corruptions
-        else list(BUILTIN_CORRUPTIONS if backend == "builtin" else BENCHMARK_CORRUPTIONS)
-    )
-    unknown = [c for c in names if c not in available_corruptions(backend)]
+    name = resolve_backend(backend, min(images.shape[1:3]))
+    chosen = _BACKENDS[name]
+    names = list(corruptions) if corruptions else list(chosen.default)
+    unknown = [c for c in names if c not in chosen.corruptions]
     if unknown:
-        raise ValueError(
-            f"--corruptions {unknown}: not in the {backend} set {available_corruptions(backend)}"
-        )
-    if backend == "imagecorruptions" and min(images.shape[1:3]) < 32:
-        raise ValueError(f"imagecorruptions needs images of at least 32 px, got {images.shape[1:3]}")
-    if backend == "cifar10c":
-        _require_cifar10c(names)
+        raise ValueError(f"--corruptions {unknown}: not in the {name} set {chosen.corruptions}")
+    chosen.check(names, images.shape[1:])
     n = images.shape[0]
     used = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
     if used.shape[0] != n:
         raise ValueError(f"indices: {used.shape[0]} indices for {n} images")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    src = out / ".source_images.npy"
-    np.save(src, np.ascontiguousarray(images))
     meta = {
         "format": "CIFAR-10-C (severity blocks of N images, severity 1..5)",
-        "backend": backend,
+        "backend": name,
         "corruptions": names,
         "n": int(n),
         "shape": list(images.shape[1:]),
@@ -575,78 +406,88 @@ def make_corruption_set(
         "clean": "clean.npy",
         "rounding": "truncation (np.uint8 of the clipped float values, as make_cifar_c.py)",
         "environment": environment(),
+        **chosen.record(),
     }
-    if backend == "cifar10c":
-        meta["imagecorruptions"] = _dist_version("imagecorruptions")
-        meta["versions"] = {
-            k: _dist_version(k)
-            for k in ("numpy", "scipy", "opencv-python-headless", "opencv-python", "pillow")
-        }
-        meta["seeding"] = "np.random.RandomState(seed) per corruption, severities 1..5, images in order"
-        meta["parameters"] = (
-            "CIFAR-10-C: Hendrycks & Dietterich's make_cifar_c.py (hendrycks/robustness) step for step "
-            "(its filters, resampling, random draws and np.uint8 truncation; ImageMagick's motion blur "
-            "ported to numpy)"
-        )
-    elif backend == "imagecorruptions":
-        meta["imagecorruptions"] = getattr(
-            load_imagecorruptions(), "__version__", _dist_version("imagecorruptions")
-        )
-        meta["parameters"] = "ImageNet-C severity parameters (imagecorruptions)"
-    else:
-        meta["parameters"] = "CIFAR-10-C severity parameters (make_cifar_c.py), builtin implementation"
+    src = out / ".source_images.npy"
+    np.save(src, np.ascontiguousarray(images))
+    _write_labels_and_clean(out, images, labels, classes)
+    todo = [c for c in names if overwrite or not (out / f"{c}.npy").exists()]
+    tasks = _tasks(src, todo, names, name, n, chunk, seed)
+    blocks = 5 * (1 if chosen.severities is not None else math.ceil(n / chunk))  # per corruption file
+    files = _CorruptionFiles(out, todo, n, images.shape[1:], blocks)
+    bar = tqdm(total=len(todo) * 5 * n, desc=f"make-corruptions ({name})", unit="img", disable=not progress)
+    try:
+        for results in _run(tasks, workers):
+            for r in results:
+                files.store(*r)
+                bar.update(len(r[-1]))
+    finally:
+        bar.close()
+        src.unlink(missing_ok=True)
+    write_json(out / "meta.json", meta)
+    return meta
+
+
+def _write_labels_and_clean(
+    out: Path, images: np.ndarray, labels: np.ndarray, classes: Sequence[str] | None
+) -> None:
+    """``labels.npy`` (the labels per severity block), ``clean.npy`` and, for a folder, ``classes.txt``."""
     np.save(out / ".labels.tmp.npy", np.tile(labels.astype(np.int64), 5))
     os.replace(out / ".labels.tmp.npy", out / "labels.npy")
     np.save(out / ".clean.tmp.npy", np.ascontiguousarray(images))
     os.replace(out / ".clean.tmp.npy", out / "clean.npy")
     if classes is not None:
         write_text(out / "classes.txt", "\n".join(classes) + "\n")
-    todo = [c for c in names if overwrite or not (out / f"{c}.npy").exists()]
+
+
+def _tasks(
+    src: Path, todo: list[str], names: list[str], backend_name: str, n: int, chunk: int, seed: int
+) -> list[tuple]:
+    """One task per corruption for a backend with one stream over the severities, else one per
+    (corruption, severity, chunk of images), each with its own seed (a function of the three)."""
     tasks = []
     for c in todo:
-        if backend == "cifar10c":
-            tasks.append((str(src), c, None, 0, n, backend, seed))
+        if _BACKENDS[backend_name].severities is not None:
+            tasks.append((str(src), c, None, 0, n, backend_name, seed))
             continue
         for s in range(1, 6):
             for start in range(0, n, chunk):
                 tseed = seed * 1_000_003 + (names.index(c) * 10 + s) * 100_003 + start
-                tasks.append((str(src), c, s, start, min(n, start + chunk), backend, tseed))
-    bar = tqdm(
-        total=len(todo) * 5 * n, desc=f"make-corruptions ({backend})", unit="img", disable=not progress
-    )
-    buffers: dict[str, np.ndarray] = {}
-    remaining = {c: 5 * (1 if backend == "cifar10c" else math.ceil(n / chunk)) for c in todo}
+                tasks.append((str(src), c, s, start, min(n, start + chunk), backend_name, tseed))
+    return tasks
 
-    def done(results) -> None:
-        for r in results:
-            _store(*r)
 
-    def _store(name: str, severity: int, start: int, arr: np.ndarray) -> None:
-        if name not in buffers:
-            buffers[name] = np.lib.format.open_memmap(
-                out / f".{name}.partial.npy", mode="w+", dtype=np.uint8, shape=(5 * n, *images.shape[1:])
+def _run(tasks: list[tuple], workers: int):
+    """The tasks' results in order, in ``workers`` processes (0: in this one)."""
+    if workers > 0:
+        with ProcessPoolExecutor(workers) as pool:
+            yield from pool.map(_task, tasks, chunksize=1)
+    else:
+        for t in tasks:
+            yield _task(t)
+
+
+class _CorruptionFiles:
+    """Assembles each corruption's ``[5 N, H, W, 3]`` file from its tasks' blocks in a ``.partial``
+    memmap, renamed to ``<name>.npy`` when its last block is in."""
+
+    def __init__(self, out: Path, names: list[str], n: int, shape: tuple[int, ...], blocks: int) -> None:
+        self.out, self.n, self.shape = out, n, tuple(shape)
+        self.buffers: dict[str, np.ndarray] = {}
+        self.remaining = dict.fromkeys(names, blocks)
+
+    def store(self, name: str, severity: int, start: int, arr: np.ndarray) -> None:
+        if name not in self.buffers:
+            self.buffers[name] = np.lib.format.open_memmap(
+                self.out / f".{name}.partial.npy", mode="w+", dtype=np.uint8, shape=(5 * self.n, *self.shape)
             )
-        buffers[name][(severity - 1) * n + start : (severity - 1) * n + start + len(arr)] = arr
-        bar.update(len(arr))
-        remaining[name] -= 1
-        if remaining[name] == 0:
-            buffers[name].flush()
-            del buffers[name]
-            os.replace(out / f".{name}.partial.npy", out / f"{name}.npy")
-
-    try:
-        if workers > 0:
-            with ProcessPoolExecutor(workers) as pool:
-                for r in pool.map(_task, tasks, chunksize=1):
-                    done(r)
-        else:
-            for t in tasks:
-                done(_task(t))
-    finally:
-        bar.close()
-        src.unlink(missing_ok=True)
-    write_json(out / "meta.json", meta)
-    return meta
+        offset = (severity - 1) * self.n + start
+        self.buffers[name][offset : offset + len(arr)] = arr
+        self.remaining[name] -= 1
+        if self.remaining[name] == 0:
+            self.buffers[name].flush()
+            del self.buffers[name]
+            os.replace(self.out / f".{name}.partial.npy", self.out / f"{name}.npy")
 
 
 def _dist_version(name: str) -> str | None:
