@@ -19,6 +19,7 @@ from prime_augment.analysis import (
     embedding_pca,
     perturbation_norms,
     summarize_attack,
+    torch_corruptions,
 )
 
 
@@ -143,11 +144,12 @@ def test_embedding_pca():
     torch.testing.assert_close(torch.diag(cov) / total, explained.double(), atol=1e-5, rtol=0)
 
 
-def test_builtin_corruptions_range_seed_and_input():
+def test_torch_corruptions_range_seed_and_input():
+    assert builtin_corruptions is torch_corruptions  # the former name still works
     x = rand(3, 3, 16, 16, seed=6)
     before = x.clone()
-    a = {k: f(x) for k, f in builtin_corruptions(generator=torch.Generator().manual_seed(1)).items()}
-    b = {k: f(x) for k, f in builtin_corruptions(generator=torch.Generator().manual_seed(1)).items()}
+    a = {k: f(x) for k, f in torch_corruptions(generator=torch.Generator().manual_seed(1)).items()}
+    b = {k: f(x) for k, f in torch_corruptions(generator=torch.Generator().manual_seed(1)).items()}
     assert torch.equal(x, before)
     for k in a:
         assert a[k].shape == x.shape and a[k].dtype == x.dtype

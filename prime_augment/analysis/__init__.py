@@ -13,7 +13,8 @@ the plots need matplotlib, which this package checks for on import.
   (the margin studies of Chapter 4); :func:`margin_summary`, :func:`plot_margin_profiles`.
 * :func:`delta_sweep` (SparseFool under a perceptibility bound) and :func:`transferability` (adversarials
   of one model judged by another).
-* :func:`coverage` (Eq. 5.8 of the method), :func:`embedding_pca` and :class:`PenultimateFeatures`.
+* :func:`coverage` (Eq. 5.8 of the method), :func:`embedding_pca` and :class:`PenultimateFeatures`;
+  :func:`torch_corruptions`: quick torch stand-ins of seven corruptions for it (not a -C set).
 """
 
 try:
@@ -24,7 +25,6 @@ except ImportError as e:  # pragma: no cover - exercised by a test that hides ma
         f"({e.name or 'matplotlib'} is missing): pip install 'prime-augment[analysis]'"
     ) from e
 
-from .corruptions import builtin_corruptions
 from .coverage import (
     CoverageResult,
     PenultimateFeatures,
@@ -61,6 +61,7 @@ from .plots import (
 from .sparsefool import SparseFoolResult, linear_solver, sparsefool
 from .subspace import DenseSubspace, Subspace, random_subspace
 from .synthetic import dct_atom, discriminative_dataset
+from .torch_corruptions import builtin_corruptions, torch_corruptions
 
 __all__ = [
     "CoverageResult",
@@ -104,5 +105,6 @@ __all__ = [
     "subspace_margin",
     "subspace_margins",
     "summarize_attack",
+    "torch_corruptions",
     "transferability",
 ]

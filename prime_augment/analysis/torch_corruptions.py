@@ -1,11 +1,14 @@
-"""A few common corruptions in torch, for coverage measurements without a -C dataset.
+"""Seven common corruptions in torch: quick, batched stand-ins for the analysis tools (coverage).
 
-These follow the formulas of CIFAR-10-C (Hendrycks & Dietterich, 2019) at roughly its severity 3,
-batched and seeded; they are quick stand-ins, not the benchmark: use a real ``<corruption>.npy``
-set for numbers comparable with the literature. ``brightness`` adds to RGB instead of the V channel
-of HSV.
+Not a corruption set. They take float batches ``(B, C, H, W)`` in ``[0, 1]`` on any device, at one
+severity (about CIFAR-10-C's 3), with a ``torch.Generator``, so that :func:`~.coverage.coverage` can
+compare augmentations with corruptions without a ``-C`` dataset. They follow the formulas of CIFAR-10-C
+(Hendrycks & Dietterich, 2019) loosely (``brightness`` adds to RGB instead of the V channel of HSV).
+The benchmark's corruption sets, with CIFAR-10-C's five severities (one backend byte-identical to
+its script), are ``prime-augment make-corruptions``
+(:mod:`prime_augment.recipes.benchmark.corruptions`): use those for numbers comparable with the
+literature.
 """
-
 from __future__ import annotations
 
 import functools
@@ -17,7 +20,7 @@ import torch.nn.functional as F
 
 from .._validation import check_generator
 
-__all__ = ["builtin_corruptions"]
+__all__ = ["builtin_corruptions", "torch_corruptions"]
 
 
 def gaussian_noise(
@@ -79,7 +82,7 @@ def pixelate(x: torch.Tensor, scale: float = 0.85, generator: torch.Generator | 
     return F.interpolate(small, size=(h, w), mode="nearest")
 
 
-_BUILTIN: dict[str, Callable[..., torch.Tensor]] = {
+_CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "gaussian_noise": gaussian_noise,
     "shot_noise": shot_noise,
     "impulse_noise": impulse_noise,
@@ -90,10 +93,10 @@ _BUILTIN: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def builtin_corruptions(
+def torch_corruptions(
     *, generator: torch.Generator | None = None
 ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """Seven quick corruptions, name -> callable on float batches ``(B, C, H, W)`` in ``[0, 1]``.
+    """Seven quick torch corruptions, name -> callable on float batches ``(B, C, H, W)`` in ``[0, 1]``.
 
     gaussian_noise (std 0.08), shot_noise (rate 100), impulse_noise (3 %), gaussian_blur
     (sigma 0.7), contrast (0.4), brightness (+0.15), pixelate (0.85): about CIFAR-10-C's severity 3.
@@ -103,11 +106,15 @@ def builtin_corruptions(
 
     Example:
         >>> import torch
-        >>> from prime_augment.analysis import builtin_corruptions
-        >>> cs = builtin_corruptions(generator=torch.Generator().manual_seed(0))
+        >>> from prime_augment.analysis import torch_corruptions
+        >>> cs = torch_corruptions(generator=torch.Generator().manual_seed(0))
         >>> x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
         >>> sorted(cs)[:3], all(c(x).shape == x.shape for c in cs.values())
         (['brightness', 'contrast', 'gaussian_blur'], True)
     """
     generator = check_generator(generator)
-    return {name: functools.partial(fn, generator=generator) for name, fn in _BUILTIN.items()}
+    return {name: functools.partial(fn, generator=generator) for name, fn in _CORRUPTIONS.items()}
+
+
+#: the former name of :func:`torch_corruptions` (kept: ``prime_augment.analysis.builtin_corruptions``)
+builtin_corruptions = torch_corruptions
