@@ -6,7 +6,7 @@ import torch
 
 from ._base import RandomPrimitive
 from ._validation import check_float, check_int
-from .functional.color import sample_color_params, sine_color, sine_color_levels
+from .functional.color import sample_color_params, sine_color
 
 __all__ = ["RandomSineColor"]
 
@@ -24,10 +24,11 @@ class RandomSineColor(RandomPrimitive):
     per image: ``K ~ U{1..cut_max}``, ``v ~ U(0, alpha^2 variance_max)``, and the band is
     ``bandwidth`` consecutive frequencies from a start ``s ~ U{1..K}`` (cut at ``K``), or all of
     ``1..K`` when ``bandwidth`` is ``None`` (or ``>= K``). The map is pixelwise (equal pixels stay
-    equal) and smooth in the value. The sines are evaluated by recurrence (memory ``O(B C H W)``) or,
-    on the CPU when that is cheaper, through a tabulated interpolant accurate to ``1e-6``
-    (:func:`~prime_augment.functional.sine_color`); uint8 inputs go through an exact 256-entry table
-    per (image, channel).
+    equal) and smooth in the value. The sum is evaluated by
+    :func:`~prime_augment.functional.sine_color` on float32 values (uint8 and PIL inputs are converted
+    to float32 in ``[0, 1]`` and rounded back): by the sine recurrence (memory ``O(B C H W)``), on the
+    CPU for bands of at least 8 frequencies through a tabulated interpolant accurate to ``1e-6``, on
+    CUDA by a fused Triton kernel.
 
     Args:
         cut_max: highest frequency ``K_max >= 1`` (method: 100 at CIFAR scale, 500 at ImageNet scale).
@@ -52,7 +53,7 @@ class RandomSineColor(RandomPrimitive):
         >>> t = RandomSineColor(generator=torch.Generator().manual_seed(0))
         >>> g = torch.Generator().manual_seed(1)
         >>> x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8, generator=g)
-        >>> y = t(x)                       # uint8 in, uint8 out (exact table lookup)
+        >>> y = t(x)                       # uint8 in, uint8 out (rounded)
         >>> y.dtype, y.shape
         (torch.uint8, torch.Size([2, 3, 8, 8]))
     """
@@ -86,12 +87,3 @@ class RandomSineColor(RandomPrimitive):
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return sine_color(x, params["coeffs"], params["start"])
-
-    def _apply_uint8(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sine_color(x, params["coeffs"], params["start"])
-
-    def _apply_levels(self, levels: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        coeffs = params["coeffs"]
-        # the sampler's bound on the band (start <= cut_max): no read of ``start`` on accelerators
-        bound = self.cut_max + coeffs.shape[-1] - 1 if levels.device.type != "cpu" else None
-        return sine_color_levels(levels, coeffs, params["start"], max_frequency=bound)

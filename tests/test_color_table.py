@@ -1,4 +1,5 @@
-"""The tabulated evaluation of the color map (``sine_color(method="table")``) against the equation."""
+"""The tabulated evaluation of the color map (``sine_color(method="table")``, ``functional._fast_color``)
+against the equation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from helpers import rand_images
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prime_augment.functional import color as C
+from prime_augment.functional import _fast_color as F
 from prime_augment.functional import color_lut, sine_color
 
 
@@ -28,7 +29,7 @@ def test_node_derivatives_are_exact_for_every_frequency_including_folded_ones():
     grid = 64
     coeffs = torch.randn(3, 2, 9, generator=g, dtype=torch.float64)
     start = torch.tensor([1, 60, 3 * grid + 5])  # frequencies below, across and far beyond 2G = 128
-    nodes = C._node_derivatives(coeffs, start, grid, 3)
+    nodes = torch.stack(F.node_derivatives(coeffs, start, grid, 3))
     v = torch.arange(grid + 1, dtype=torch.float64).div(grid).expand(3, 1, grid + 1)
     for order in range(3):
         want = direct(v, coeffs, start, order)
@@ -46,7 +47,7 @@ def test_table_matches_the_sum_of_sines_to_the_proven_bound():
     want = x.double() + direct(x.reshape(4, 3, -1), coeffs, start).reshape(x.shape)
     err = (got.double() - want).abs().max()
     # interpolation <= 1e-6 (TABLE_TOLERANCE) plus float32 rounding of values of size ~1
-    assert err <= C.TABLE_TOLERANCE + 5e-7, err
+    assert err <= F.TABLE_TOLERANCE + 5e-7, err
     # the float32 recurrence is about ten times less accurate on the same map
     series = sine_color(x, coeffs, start, method="series", clip=False)
     assert (series.double() - want).abs().max() > err
@@ -75,30 +76,25 @@ def test_table_error_bound_holds_for_random_maps(seed, d, first, scale):
     start = torch.tensor([first, max(1, first // 3)])
     got = sine_color(v[..., None], coeffs, start, method="table", clip=False)[..., 0]
     want = v.double() + direct(v, coeffs, start)
-    # every image that fits the grid limit uses the table; the rest falls back to the series (1e-4)
-    n = (start[:, None] + torch.arange(d)).double()
-    bounds = (coeffs.abs().double() * (math.pi * n[:, None, :]) ** 6).sum(-1).amax(1)
-    for i in range(2):
-        grid = C._grid_for(float(bounds[i]), C.TABLE_TOLERANCE)
-        tol = C.TABLE_TOLERANCE + 6e-7 if grid is not None else 1e-4
-        assert (got[i].double() - want[i]).abs().max() <= tol
+    # the batch takes the table when every image's map fits the finest grid, else the series (1e-4)
+    tol = F.TABLE_TOLERANCE + 6e-7 if F.table_grids(coeffs, start) is not None else 1e-4
+    assert (got.double() - want).abs().max() <= tol
 
 
 def test_batched_table_equals_per_image_exactly():
+    # every image is tabulated on its own grid: a batch gives exactly its images' results
     g = torch.Generator().manual_seed(5)
     x = rand_images(6, 3, 20, 20, seed=6)
-    x[4, 0, 0, 0] = 1.5  # out of [0, 1]: this image takes the series
     scales = torch.tensor([1e-3, 1e-2, 0.1, 0.3, 0.1, 0.0])
     coeffs = torch.randn(6, 3, 64, generator=g) * scales[:, None, None]
     start = torch.tensor([1, 40, 200, 470, 3, 9])
+    assert len(set(F.table_grids(coeffs, start))) >= 3  # several grid sizes in one batch
+    assert F.choose(x.reshape(6, 3, -1), coeffs, start) == "table"
     for method in ("auto", "table"):
         batched = sine_color(x, coeffs, start, method=method)
         for i in range(6):
             single = sine_color(x[i : i + 1], coeffs[i : i + 1], start[i : i + 1], method=method)
             assert torch.equal(batched[i : i + 1], single), (method, i)
-    plan = C._plan(x.reshape(6, 3, -1), coeffs, start, "table")
-    grids = {grid for _, grid, _ in plan}
-    assert None in grids and len(grids) >= 3  # the series for image 4, several table grids
 
 
 def test_values_outside_the_unit_interval_use_the_series():
@@ -107,18 +103,6 @@ def test_values_outside_the_unit_interval_use_the_series():
     start = torch.tensor([5])
     got = sine_color(x, coeffs, start, method="table", clip=False)
     assert torch.equal(got, sine_color(x, coeffs, start, method="series", clip=False))
-
-
-def test_auto_follows_the_cost_model():
-    g = torch.Generator().manual_seed(7)
-    few = 0.1 * torch.randn(1, 3, 4, generator=g)
-    many = 0.1 * torch.randn(1, 3, 100, generator=g)
-    one = torch.tensor([1])
-    small, large = torch.rand(1, 3, 16 * 16, generator=g), torch.rand(1, 3, 224 * 224, generator=g)
-    assert C._plan(small, few, one, "auto")[0][1] is None  # 4 frequencies on a small image: series
-    assert C._plan(large, many, one, "auto")[0][1] is not None  # 100 frequencies at 224 px: table
-    assert C._plan(large.double(), many.double(), one, "auto")[0][1] is None  # float64: series
-    assert C._plan(large, many, one, "series")[0][1] is None
 
 
 def test_lut_by_fft_equals_the_direct_sum_with_folded_frequencies():

@@ -318,7 +318,7 @@ def test_sine_color_levels_is_sine_color_of_the_levels():
     q = torch.randint(0, 256, (4, 3, 9, 7), dtype=torch.uint8, generator=g)
     for d, start in ((100, torch.tensor([1, 1, 1, 1])), (20, torch.tensor([1, 77, 300, 481]))):
         a = 0.1 * torch.randn(4, 3, d, generator=g)
-        v = (q.float() / 255).double()  # the float32 levels, in float64
+        v = q.double() / 255  # the exact levels k / 255
         want = sine_color(v, a.double(), start)  # float64 series: the reference
         for lv in (q, q.to(torch.int64)):
             got = sine_color_levels(lv, a, start)
