@@ -171,12 +171,22 @@ def test_rule_on_the_cpu(no_triton):
     with torch.no_grad():
         assert F.choose(v, a, s) == "table"
     assert F.choose(v.detach(), a.requires_grad_(True), s) == "series"
-    assert F.choose(v.detach() + 1.0, a.detach(), s) == "series"  # values outside [0, 1]
-    nan = v.detach().clone()
-    nan[0, 0, 0] = math.nan
-    assert F.choose(nan, a.detach(), s) == "series"
-    assert F.choose(v.detach(), 1e12 * a.detach(), s + 10**4) == "series"  # too rough for 65536 intervals
+    assert F.choose(v.detach() + 1.0, a.detach(), s) == "table"  # the rule reads no value
     assert F.choose(v[:0].detach(), a[:0].detach(), s[:0]) == "series"  # nothing to compute
+
+
+def test_table_hands_what_it_cannot_take_back_to_the_series():
+    v, a, s = _case(d=20)
+    v[1, 2, 5] = 1.5  # a value outside [0, 1]
+    nan = v.clone()
+    nan[0, 0, 0] = math.nan
+    rough = (1e12 * a, s + 10**4)  # would need more than 65536 intervals
+    for args in ((v, a, s), (nan, a, s), (v.clamp(0, 1), *rough)):
+        assert F.evaluate("table", *args, clip=False) is None
+        x = args[0][..., None]
+        got = sine_color(x, *args[1:], method="table", clip=False)
+        want = sine_color(x, *args[1:], method="series", clip=False)
+        torch.testing.assert_close(got, want, atol=0, rtol=0, equal_nan=True)
 
 
 def test_rule_depends_on_the_band_width_not_the_values(no_triton):
@@ -186,6 +196,11 @@ def test_rule_depends_on_the_band_width_not_the_values(no_triton):
         a[1:, :, d // 2 :] = 0.0  # trailing zero frequencies do not change the path
         assert F.choose(v, a, s) == want
         assert all(F.choose(v[i : i + 1], a[i : i + 1], s[i : i + 1]) == want for i in range(4))
+
+
+def test_rule_when_compiling(no_triton, monkeypatch):
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert F.choose(*_case(d=100)) == "series"  # (the table reads its grids from the coefficients)
 
 
 def test_rule_off_the_cpu(no_triton):
@@ -216,7 +231,6 @@ def test_forced_and_method(no_triton):
     assert F.choose(v, a, s) == "series"
     with F.forced("table"):
         assert F.choose(v, a, s) == "table"
-        assert F.choose(v + 1.0, a, s) == "series"  # where the table cannot compute: the series
         assert F.choose(v, a, s, method="series") == "series"  # an explicit method wins
     with F.forced("triton"):
         assert F.choose(v, a, s) == "series"  # no Triton here

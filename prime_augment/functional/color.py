@@ -233,11 +233,10 @@ def sine_color(
     coeffs = coeffs.to(device=v.device, dtype=compute)
     start = start.to(v.device)
     path = _fast_color.choose(v, coeffs, start, method)
-    if path == "series":
+    out = None if path == "series" else _fast_color.evaluate(path, v, coeffs, start, clip=clip)
+    if out is None:  # the series: chosen, or handed back by the table (values outside [0, 1], ...)
         out = v + _series(v, coeffs, start)
         out = out.clamp_(0.0, 1.0) if clip else out
-    else:
-        out = _fast_color.evaluate(path, v, coeffs, start, clip=clip)
     return out.to(x.dtype).reshape(x.shape)
 
 
