@@ -27,8 +27,8 @@ class RandomSineColor(RandomPrimitive):
     equal) and smooth in the value. The sum is evaluated by
     :func:`~prime_augment.functional.sine_color` on float32 values (uint8 and PIL inputs are converted
     to float32 in ``[0, 1]`` and rounded back): by the sine recurrence (memory ``O(B C H W)``), on the
-    CPU for bands of at least 8 frequencies through a tabulated interpolant accurate to ``1e-6``, on
-    CUDA by a fused Triton kernel.
+    CPU for wide bands on large images (band width times pixels at least 2**16) through a tabulated
+    interpolant accurate to ``1e-6``, on CUDA by a fused Triton kernel.
 
     Args:
         cut_max: highest frequency ``K_max >= 1`` (method: 100 at CIFAR scale, 500 at ImageNet scale).

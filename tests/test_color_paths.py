@@ -156,16 +156,20 @@ def no_triton(monkeypatch):
     monkeypatch.setattr(F, "INTERPRET", False)  # (a test run under TRITON_INTERPRET=1 would pick it)
 
 
-def _case(d=F.TABLE_MIN_BAND, dtype=torch.float32, b=2):
+def _case(d=F.TABLE_MIN_WORK // 1024, dtype=torch.float32, b=2, n=1024):
     g = torch.Generator().manual_seed(7)
-    v = torch.rand(b, 3, 64, generator=g, dtype=dtype)
+    v = torch.rand(b, 3, n, generator=g, dtype=dtype)
     return v, 0.05 * torch.randn(b, 3, d, generator=g, dtype=dtype), torch.arange(1, b + 1)
 
 
 def test_rule_on_the_cpu(no_triton):
     v, a, s = _case()
-    assert F.choose(v, a, s) == "table"  # CPU float32, a band of TABLE_MIN_BAND frequencies
-    assert F.choose(*_case(d=F.TABLE_MIN_BAND - 1)) == "series"  # narrower band
+    assert F.choose(v, a, s) == "table"  # CPU float32, D N = TABLE_MIN_WORK (64 frequencies, 32x32)
+    assert F.choose(*_case(d=F.TABLE_MIN_WORK // 1024 - 1)) == "series"  # a narrower band
+    assert F.choose(*_case(d=2, n=224 * 224)) == "table"  # 2 frequencies on a 224x224 image
+    assert F.choose(*_case(d=1, n=224 * 224)) == "series"
+    assert F.choose(*_case(d=100, n=656)) == "table"  # 65600
+    assert F.choose(*_case(d=100, n=655)) == "series"  # 65500
     assert F.choose(*_case(dtype=torch.float64)) == "series"  # float64
     assert F.choose(v.requires_grad_(True), a, s) == "series"  # autograd records the call
     with torch.no_grad():
@@ -189,9 +193,9 @@ def test_table_hands_what_it_cannot_take_back_to_the_series():
         torch.testing.assert_close(got, want, atol=0, rtol=0, equal_nan=True)
 
 
-def test_rule_depends_on_the_band_width_not_the_values(no_triton):
-    # a batch and each of its images take the same path (the band width is a shape)
-    for d, want in ((F.TABLE_MIN_BAND - 1, "series"), (F.TABLE_MIN_BAND, "table"), (100, "table")):
+def test_rule_depends_on_the_sizes_not_the_values(no_triton):
+    # a batch and each of its images take the same path (the band width and image size are shapes)
+    for d, want in ((63, "series"), (64, "table"), (100, "table")):
         v, a, s = _case(d=d, b=4)
         a[1:, :, d // 2 :] = 0.0  # trailing zero frequencies do not change the path
         assert F.choose(v, a, s) == want

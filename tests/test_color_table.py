@@ -84,7 +84,7 @@ def test_table_error_bound_holds_for_random_maps(seed, d, first, scale):
 def test_batched_table_equals_per_image_exactly():
     # every image is tabulated on its own grid: a batch gives exactly its images' results
     g = torch.Generator().manual_seed(5)
-    x = rand_images(6, 3, 20, 20, seed=6)
+    x = rand_images(6, 3, 32, 32, seed=6)
     scales = torch.tensor([1e-3, 1e-2, 0.1, 0.3, 0.1, 0.0])
     coeffs = torch.randn(6, 3, 64, generator=g) * scales[:, None, None]
     start = torch.tensor([1, 40, 200, 470, 3, 9])

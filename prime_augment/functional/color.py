@@ -183,7 +183,8 @@ def sine_color(
       for values in ``[0, 1]`` (other values take the series);
     * ``"auto"`` (default): the rule of :func:`prime_augment.functional._fast_color.choose`: the fused
       Triton kernel for float32 on CUDA (``PRIME_AUGMENT_DISABLE_TRITON=1`` turns it off), the table
-      on the CPU for float32 bands of at least 8 frequencies, the series otherwise.
+      on the CPU for float32 where the band's width times the pixels per image, ``D H W``, is at least
+      2**16 (wide bands on large images), the series otherwise.
 
     float16 and bfloat16 images are computed in float32. ``uint8`` images are mapped exactly through
     the 256-entry table of each (image, channel) computed in float64 (:func:`color_lut`) and returned
