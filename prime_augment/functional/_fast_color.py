@@ -132,11 +132,14 @@ def node_derivatives(
     b, c, d = coeffs.shape
     dev = coeffs.device
     n = torch.arange(d, device=dev) + start.to(device=dev, dtype=torch.int64)[:, None]  # (B, D)
-    pin = math.pi * n.to(torch.float64)
-    weights = torch.stack([-torch.ones_like(pin), pin, pin * pin][:orders])  # (orders, B, D)
+    a = coeffs.to(torch.float64)
+    weighted = [-a, a, a][:orders]  # times (pi n)^k below
+    if orders > 1:
+        pin = (math.pi * n.to(torch.float64))[:, None, :]
+        weighted[1:] = [a * pin, a * pin * pin][: orders - 1]
     spec = torch.zeros(orders, b, c, 2 * grid, dtype=torch.float64, device=dev)
     where = torch.remainder(n, 2 * grid)[:, None, :].expand(orders, b, c, d)
-    spec.scatter_add_(-1, where, coeffs.to(torch.float64) * weights[:, :, None, :])
+    spec.scatter_add_(-1, where, torch.stack(weighted))
     z = torch.fft.rfft(spec, dim=-1)  # (orders, B, C, G + 1)
     return tuple(z[k].real if k == 1 else z[k].imag for k in range(orders))
 
