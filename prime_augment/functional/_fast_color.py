@@ -20,10 +20,10 @@ images take the same path) and the autograd state, without reading any value:
   values on CUDA (on any device under ``TRITON_INTERPRET=1``), autograd not recording;
 * ``"table"``: CPU, float32 values, autograd not recording, not inside ``torch.compile``, and
   ``D N >= TABLE_MIN_WORK`` (2**16: at least 64 frequencies on 32x32 images, 16 on 64x64, 2 on
-  224x224). The series costs two passes over the values per frequency; the table about 20 passes
+  224x224). The series costs two passes over the values per frequency; the table about 17 passes
   and a build that does not grow with the image (but with the frequencies), so it pays off for wide
   bands on large images: measured on one CPU thread, the table is 2-3 times faster on 224x224 images
-  from 2 frequencies on and on 32x32 images with 100 frequencies, and up to 3 times slower on 32x32
+  from 2 frequencies on and on 32x32 images with 100 frequencies, and up to 3.5 times slower on 32x32
   images with 8 to 32 frequencies;
 * ``"series"`` otherwise (float64, gradients, compiled graphs, narrow bands on small images, other
   devices).
@@ -59,8 +59,8 @@ TABLE_TOLERANCE = 1e-6
 #: the finest table (grid intervals); a map that would need more takes the series
 TABLE_MAX_GRID = 1 << 16
 #: the table is evaluated on blocks of whole images of at most this many values (at least one image),
-#: so that its ~20 passes over a block run in the CPU caches: on a batch of 224x224 images about
-#: twice as fast as passes over the whole batch
+#: so that its passes over a block run in the CPU caches: on a batch of 224x224 images about twice as
+#: fast as passes over the whole batch
 TABLE_BLOCK = 1 << 18
 #: Triton's interpreter (``TRITON_INTERPRET=1``) runs the kernel on CPU tensors, slowly: for tests
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
