@@ -14,10 +14,58 @@ from helpers import PRIMITIVES, rand_images, slice_params
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+import prime_augment.prime as prime_module
+from prime_augment._plan import Plan
+from prime_augment.functional import _fast_color
+from prime_augment.functional import spatial as spatial_kernels
+
 OPS = sorted(PRIMITIVES)
+
+# Every evaluation path of the package, forced in turn (paths a 16 x 16 image never enters by the
+# rules included): the colour map's series / table (/ Triton under TRITON_INTERPRET=1), the
+# diffeomorphism's batched / per-image field products, and PRIME's CPU chunking (one image a chunk).
+KERNELS = {"color": _fast_color, "spatial": spatial_kernels}
+_COLOR_PATHS = ("series", "table", "triton") if (_fast_color.HAVE_TRITON and _fast_color.INTERPRET) else (
+    "series", "table")
+KERNEL_PATHS = [
+    *(f"color:{p}" for p in _COLOR_PATHS),
+    *(f"spatial:{p}" for p in spatial_kernels.PATHS),
+    "prime:chunked",
+]
+
+
+def _uses(name: str, path: str) -> bool:
+    kind = path.split(":")[0]
+    return name.startswith("prime") or (kind != "prime" and name.startswith(kind))
+
+
+#: (op, forced path) pairs: each op by its rules (None), then under every path of a kernel it uses
+PATH_CASES = [(n, None) for n in OPS] + [(n, p) for p in KERNEL_PATHS for n in OPS if _uses(n, p)]
+
+
+@pytest.fixture
+def kernel_path(request, monkeypatch):
+    path = request.param
+    if path is None:
+        yield None
+        return
+    kind, which = path.split(":")
+    if kind == "prime":
+        monkeypatch.setattr(prime_module, "CPU_CHUNK_BYTES", 1)  # one image per chunk
+        yield path
+        return
+    with KERNELS[kind].forced(which):
+        yield path
+
+
+def with_paths(test):
+    """Run ``test(name, kernel_path)`` for every op by its rules and under every forced path it uses."""
+    return pytest.mark.parametrize(("name", "kernel_path"), PATH_CASES, indirect=["kernel_path"])(test)
 
 
 def to_device(params, device):
+    if isinstance(params, Plan):
+        return params.to(device)
     if isinstance(params, torch.Tensor):
         return params.to(device)
     if isinstance(params, dict):
@@ -45,9 +93,9 @@ def test_dtype_device_shape_kept(name, device, dtype, shape):
         assert bool(((yf >= 0) & (yf <= 1)).all())
 
 
-@pytest.mark.parametrize("name", OPS)
+@with_paths
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
-def test_input_untouched(name, dtype):
+def test_input_untouched(name, kernel_path, dtype):
     x = rand_images(3, 3, 16, 16, dtype=dtype)
     before = x.clone()
     y = make(name)(x)
@@ -55,8 +103,8 @@ def test_input_untouched(name, dtype):
     assert y.data_ptr() != x.data_ptr()
 
 
-@pytest.mark.parametrize("name", OPS)
-def test_batched_equals_per_image(name):
+@with_paths
+def test_batched_equals_per_image(name, kernel_path):
     t = make(name, generator=torch.Generator().manual_seed(0))
     x = rand_images(5, 3, 16, 24)
     params = t.make_params([x])
@@ -66,8 +114,8 @@ def test_batched_equals_per_image(name):
         torch.testing.assert_close(batched[i : i + 1], single, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("name", OPS)
-def test_replay_is_deterministic_and_params_are_per_image(name):
+@with_paths
+def test_replay_is_deterministic_and_params_are_per_image(name, kernel_path):
     t = make(name, generator=torch.Generator().manual_seed(0))
     x = rand_images(1, 3, 16, 16).expand(6, 3, 16, 16)  # six identical images
     params = t.make_params([x])
@@ -162,8 +210,8 @@ def test_tv_tensor_image_and_compose_with_labels(name):
     assert torch.equal(out["label"], torch.tensor(3)) and out["name"] == "a"
 
 
-@pytest.mark.parametrize("name", OPS)
-def test_strength_zero_is_exactly_identity(name):
+@with_paths
+def test_strength_zero_is_exactly_identity(name, kernel_path):
     t = make(name, strength=0.0)
     for x in (rand_images(3, 3, 16, 16), rand_images(3, 3, 16, 16, dtype=torch.uint8)):
         y = t(x)
@@ -211,9 +259,9 @@ def test_cpu_equals_cuda_on_same_params(name):
     torch.testing.assert_close(gpu.cpu(), cpu, atol=2e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", OPS)
+@with_paths
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
-def test_output_is_a_normal_tensor(name, dtype):
+def test_output_is_a_normal_tensor(name, kernel_path, dtype):
     # the internals run in inference mode when no gradient is needed; what comes out must not be an
     # inference tensor: modifiable in place and usable in a model that trains
     t = make(name, generator=torch.Generator().manual_seed(0))
@@ -229,8 +277,8 @@ def test_output_is_a_normal_tensor(name, dtype):
     assert not t.transform(x, params).is_inference()
 
 
-@pytest.mark.parametrize("name", OPS)
-def test_gradients_flow_through_the_transform(name):
+@with_paths
+def test_gradients_flow_through_the_transform(name, kernel_path):
     # an input that requires grad is recorded by autograd (no inference mode), also when the
     # parameters were drawn for a plain input and are replayed
     t = make(name, generator=torch.Generator().manual_seed(0))
@@ -243,3 +291,30 @@ def test_gradients_flow_through_the_transform(name):
     x.grad = None
     t.transform(x, params).sum().backward()
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+#: the plain path of each kernel, which every other path must equal
+PLAIN = {"color": "series", "spatial": "batched"}
+
+
+def _faster(path: str | None) -> bool:
+    return path is not None and path.split(":")[1] != PLAIN.get(path.split(":")[0])
+
+
+@pytest.mark.parametrize(("name", "path"), [(n, p) for n, p in PATH_CASES if _faster(p)])
+def test_every_path_equals_the_plain_one(name, path, monkeypatch):
+    t = make(name, generator=torch.Generator().manual_seed(0))
+    x = rand_images(4, 3, 40, 36)
+    params = t.make_params([x])
+    kind, which = path.split(":")
+    if kind == "prime":
+        monkeypatch.setattr(prime_module, "CPU_CHUNK_BYTES", 1 << 40)  # the whole batch at once
+        plain = t.transform(x, params)
+        monkeypatch.setattr(prime_module, "CPU_CHUNK_BYTES", 1)  # one image per chunk
+        got = t.transform(x, params)
+    else:
+        with KERNELS[kind].forced(PLAIN[kind]):
+            plain = t.transform(x, params)
+        with KERNELS[kind].forced(which):
+            got = t.transform(x, params)
+    torch.testing.assert_close(got, plain, atol=2e-5, rtol=0)
