@@ -166,6 +166,17 @@ class RandomPrimitive(v2.Transform):
         """Apply the op to a float batch ``(B, C, H, W)`` with the given parameters."""
         raise NotImplementedError
 
+    def apply_levels(self, levels: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Optional hook: :meth:`apply` of ``levels / 255`` for a ``uint8`` batch of levels ``0..255``.
+
+        A pixelwise op can tabulate itself on the 256 levels and look every pixel up (exact and much
+        cheaper than evaluating the op per pixel); it returns the float32 result. The default,
+        ``None``, means "not available": callers then use :meth:`apply` on ``levels / 255``. The
+        transforms call it for ``uint8`` and PIL inputs, and :class:`~prime_augment.PRIME` for the
+        first step of its chains on them (where every chain-image still is its original image).
+        """
+        return None
+
     # ----------------------------------------------------------------- sampling glue
     def sample_params(
         self,
@@ -214,7 +225,8 @@ class RandomPrimitive(v2.Transform):
             return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
         batch = _inputs.to_batch(inpt)  # uint8 and PIL as float32 in [0, 1], rounded back by restore
         params = repeat_params(params, batch.frames)  # a video's frames share its draw
-        return batch.restore(self.apply(batch.data, params))
+        out = None if batch.levels is None else self.apply_levels(batch.levels, params)
+        return batch.restore(self.apply(batch.data, params) if out is None else out)
 
     def _transform_mask(self, mask: tv_tensors.Mask, params: dict[str, Any]) -> tv_tensors.Mask:
         raise NotImplementedError  # pragma: no cover - geometric subclasses implement it

@@ -46,6 +46,8 @@ class Batch:
 
     data: torch.Tensor  # (B, C, H, W) in the compute dtype (float32 or float64)
     restore: Callable[[torch.Tensor], Any]
+    #: the uint8 batch ``data`` was made from (``data = levels / 255``), for uint8 and PIL inputs
+    levels: torch.Tensor | None = None
     #: consecutive images of ``data`` that share one draw (the frames of a video), 1 for images
     frames: int = 1
 
@@ -103,7 +105,7 @@ def to_batch(inpt: Any) -> Batch:
         plain = inpt.as_subclass(torch.Tensor)
         inner = _tensor_batch(plain)
         restore = lambda out: tv_tensors.wrap(inner.restore(out), like=inpt)  # noqa: E731
-        return Batch(inner.data, restore, frames(inpt))
+        return Batch(inner.data, restore, inner.levels, frames(inpt))
     if isinstance(inpt, torch.Tensor):
         return _tensor_batch(inpt)
     raise TypeError(f"expected a PIL image or a tensor, got {describe(inpt)}")
@@ -121,6 +123,7 @@ def _tensor_batch(t: torch.Tensor, final: Callable[[torch.Tensor], Any] | None =
     shape, dtype = t.shape, t.dtype
     xb = t.reshape(math.prod(shape[:-3]), *shape[-3:])  # (not -1: a C, H or W of 0 is allowed)
     uint8 = dtype == torch.uint8
+    levels = xb if uint8 else None
     if uint8:
         xb = xb.to(torch.float32) / 255.0
     else:
@@ -133,4 +136,4 @@ def _tensor_batch(t: torch.Tensor, final: Callable[[torch.Tensor], Any] | None =
         res = (_to_uint8(out) if uint8 else out.to(dtype)).reshape(shape)
         return res if final is None else final(res.reshape(-1, *shape[-3:]))
 
-    return Batch(xb, restore)
+    return Batch(xb, restore, levels)

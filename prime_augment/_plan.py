@@ -212,16 +212,27 @@ def sample_plan(
     return Plan(weights, mix, ops, tuple(steps))
 
 
-def run_chains(x: torch.Tensor, plan: Plan, primitives: Sequence[RandomPrimitive]) -> torch.Tensor:
+def run_chains(
+    x: torch.Tensor,
+    plan: Plan,
+    primitives: Sequence[RandomPrimitive],
+    levels: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The chains of a float batch ``(B, C, H, W)`` under ``plan``: ``(n, B, C, H, W)``.
 
     All chain-images live in one ``(n B, C, H, W)`` tensor, starting as copies of their image; each
     :class:`Step` gathers the chain-images that drew its primitive, applies it once to all of them,
-    and writes the results back.
+    and writes the results back. ``levels``: the uint8 batch ``x = levels / 255`` was made from, if
+    any; at the first step every chain-image still is its image, so a primitive's optional
+    :meth:`~prime_augment.RandomPrimitive.apply_levels` hook (an exact 256-level table) is used there.
     """
-    n = plan.weights.shape[1]
+    n, b = plan.weights.shape[1], x.shape[0]
     cur = x.repeat(n, 1, 1, 1)
     for step in plan.steps:
-        out = primitives[step.op].apply(cur.index_select(0, step.index), step.params)
+        out = None
+        if step.depth == 0 and levels is not None:
+            out = primitives[step.op].apply_levels(levels.index_select(0, step.index % b), step.params)
+        if out is None:
+            out = primitives[step.op].apply(cur.index_select(0, step.index), step.params)
         cur.index_copy_(0, step.index, out.to(cur.dtype))
     return cur.view(n, *x.shape)

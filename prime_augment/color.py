@@ -6,7 +6,7 @@ import torch
 
 from ._base import RandomPrimitive
 from ._validation import check_float, check_int
-from .functional.color import sample_color_params, sine_color
+from .functional.color import sample_color_params, sine_color, sine_color_levels
 
 __all__ = ["RandomSineColor"]
 
@@ -25,10 +25,11 @@ class RandomSineColor(RandomPrimitive):
     ``bandwidth`` consecutive frequencies from a start ``s ~ U{1..K}`` (cut at ``K``), or all of
     ``1..K`` when ``bandwidth`` is ``None`` (or ``>= K``). The map is pixelwise (equal pixels stay
     equal) and smooth in the value. The sum is evaluated by
-    :func:`~prime_augment.functional.sine_color` on float32 values (uint8 and PIL inputs are converted
-    to float32 in ``[0, 1]`` and rounded back): by the sine recurrence (memory ``O(B C H W)``), on the
-    CPU for wide bands on large images (band width times pixels at least 2**16) through a tabulated
-    interpolant accurate to ``1e-6``, on CUDA by a fused Triton kernel.
+    :func:`~prime_augment.functional.sine_color` on float values: by the sine recurrence (memory
+    ``O(B C H W)``), on the CPU for wide bands on large images (band width times pixels at least
+    2**16) through a tabulated interpolant accurate to ``1e-6``, on CUDA by a fused Triton kernel.
+    uint8 and PIL inputs go through :meth:`apply_levels`: the map tabulated exactly (float64) on the
+    256 levels, looked up, rounded back to uint8.
 
     Args:
         cut_max: highest frequency ``K_max >= 1`` (method: 100 at CIFAR scale, 500 at ImageNet scale).
@@ -87,3 +88,7 @@ class RandomSineColor(RandomPrimitive):
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return sine_color(x, params["coeffs"], params["start"])
+
+    def apply_levels(self, levels: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The map of each (image, channel) tabulated exactly on the 256 levels, then looked up."""
+        return sine_color_levels(levels, params["coeffs"], params["start"])

@@ -247,12 +247,14 @@ class PRIME(v2.Transform):
         plan = params["plan"].repeat(batch.frames)  # a video's frames share its draw
         if needs_grad([batch.data]):  # autograd cannot save inference tensors drawn by make_params
             plan = plan.map(lambda t: t.clone() if t.is_inference() else t)
-        return batch.restore(self.apply(batch.data, plan))
+        return batch.restore(self.apply(batch.data, plan, levels=batch.levels))
 
     # ------------------------------------------------------------------ pure steps
-    def chains(self, x: torch.Tensor, plan: Plan) -> torch.Tensor:
-        """The ``n`` augmented chains of a float batch ``(B, C, H, W)``: ``(n, B, C, H, W)``."""
-        return run_chains(x, _as_plan(plan), self.ops)
+    def chains(self, x: torch.Tensor, plan: Plan, *, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``n`` augmented chains of a float batch ``(B, C, H, W)``: ``(n, B, C, H, W)``
+        (``levels``: the uint8 batch ``x = levels / 255`` was made from, if any; see
+        :func:`~prime_augment._plan.run_chains`)."""
+        return run_chains(x, _as_plan(plan), self.ops, levels)
 
     def mix(self, x: torch.Tensor, chains: torch.Tensor, plan: Plan) -> torch.Tensor:
         """``(1 - p) x + p sum_i w_i chain_i``, clipped to ``[0, 1]`` against rounding."""
@@ -264,8 +266,9 @@ class PRIME(v2.Transform):
             out.addcmul_(chains[i], w[i])
         return out.clamp_(0.0, 1.0)
 
-    def apply(self, x: torch.Tensor, plan: Plan) -> torch.Tensor:
-        """PRIME of a float batch ``(B, C, H, W)`` under ``plan`` (see :meth:`sample_plan`).
+    def apply(self, x: torch.Tensor, plan: Plan, *, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """PRIME of a float batch ``(B, C, H, W)`` under ``plan`` (see :meth:`sample_plan`); ``levels``:
+        the uint8 batch ``x = levels / 255`` was made from, if any (see :meth:`chains`).
 
         The chains run in inference mode when no gradient is needed, the mix outside it (the result
         is a normal tensor). One rule for the CPU: a batch runs in chunks of at most
@@ -280,16 +283,16 @@ class PRIME(v2.Transform):
         b = x.shape[0]
         chunk = self._cpu_chunk(x)
         if chunk >= b:
-            return self._apply(x, plan)
+            return self._apply(x, plan, levels)
         out = torch.empty_like(x)
         for lo in range(0, b, chunk):
             hi = min(b, lo + chunk)
-            out[lo:hi] = self._apply(x[lo:hi], plan.slice(lo, hi))
+            out[lo:hi] = self._apply(x[lo:hi], plan.slice(lo, hi), None if levels is None else levels[lo:hi])
         return out
 
-    def _apply(self, x: torch.Tensor, plan: Plan) -> torch.Tensor:
+    def _apply(self, x: torch.Tensor, plan: Plan, levels: torch.Tensor | None) -> torch.Tensor:
         with fast_mode([x]):
-            chains = run_chains(x, plan, self.ops)
+            chains = run_chains(x, plan, self.ops, levels)
         return self.mix(x, chains, plan)
 
     @staticmethod

@@ -178,9 +178,9 @@ def _field_per_image(coeffs: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor) -
     """``S_H coeffs S_W^T`` image by image, each on its own block up to its last non-zero row and
     column (reads the coefficients: CPU only)."""
     b, _, ky, kx = coeffs.shape
-    live = coeffs.ne(0).any(1)  # (B, Ky, Kx)
-    rows = (live.any(2) * torch.arange(1, ky + 1)).amax(1).tolist()  # per image, 1 + its last live row
-    cols = (live.any(1) * torch.arange(1, kx + 1)).amax(1).tolist()
+    size = coeffs.abs().amax(1)  # (B, Ky, Kx): zero exactly where both components are
+    rows = (size.amax(2).ne(0) * torch.arange(1, ky + 1)).amax(1).tolist()  # 1 + each image's last live row
+    cols = (size.amax(1).ne(0) * torch.arange(1, kx + 1)).amax(1).tolist()
     out = coeffs.new_zeros(b, 2, sy.shape[0], sx.shape[0])
     for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
         if r and c:
