@@ -135,6 +135,9 @@ class RandomPrimitive(v2.Transform):
 
     #: geometric primitives also warp ``tv_tensors.Mask`` inputs (with nearest sampling)
     _geometric: bool = False
+    #: set (on the class itself, not inherited) by the package's primitives, whose ``apply`` is tested
+    #: never to modify its input: PRIME then hands them the caller's images without a defensive copy
+    _pure: bool = False
 
     def __init__(
         self,

@@ -36,15 +36,19 @@ class Step:
     Attributes:
         depth: the step, ``0 <= depth < m``.
         op: the primitive's position in the mixer's list of primitives.
-        index: ``(k,)`` int64 chain-image indices (``c * B + b``) that apply the primitive at this step.
+        index: ``(k,)`` int64 chain-image indices (``c * B + b``) that apply the primitive at this step,
+            in increasing order (so grouped by chain).
         params: the primitive's parameters for those ``k`` chain-images, one row each (what its
             ``sample`` returned).
+        counts: how many of them belong to each chain (``n`` host integers summing to ``k``), known
+            when the plan is drawn, so the executor never reads ``index`` back from a device.
     """
 
     depth: int
     op: int
     index: torch.Tensor
     params: dict[str, torch.Tensor]
+    counts: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +76,8 @@ class Plan:
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Plan:
         """The plan with ``fn`` applied to every tensor (e.g. ``lambda t: t.to("cuda")``)."""
         steps = tuple(
-            Step(s.depth, s.op, fn(s.index), {k: fn(v) for k, v in s.params.items()}) for s in self.steps
+            Step(s.depth, s.op, fn(s.index), {k: fn(v) for k, v in s.params.items()}, s.counts)
+            for s in self.steps
         )
         return Plan(fn(self.weights), fn(self.mix), fn(self.ops), steps)
 
@@ -85,7 +90,7 @@ class Plan:
         """The plan of images ``start..stop - 1``: applied to ``x[start:stop]`` it gives rows
         ``start:stop`` of the whole plan applied to ``x`` (each image keeps its operations and
         parameters). Reads the indices (a host synchronisation on accelerators)."""
-        b = self.batch_size
+        b, n = self.batch_size, self.weights.shape[1]
         if not 0 <= start < stop <= b:
             raise ValueError(f"start and stop must satisfy 0 <= start < stop <= {b}, got {start} and {stop}")
         steps = []
@@ -93,8 +98,10 @@ class Plan:
             image = s.index % b
             keep = (image >= start) & (image < stop)
             if bool(keep.any()):
-                index = (s.index[keep] // b) * (stop - start) + (image[keep] - start)
-                steps.append(Step(s.depth, s.op, index, {k: v[keep] for k, v in s.params.items()}))
+                chain = s.index[keep] // b
+                index = chain * (stop - start) + (image[keep] - start)
+                counts = tuple(torch.bincount(chain, minlength=n).tolist())
+                steps.append(Step(s.depth, s.op, index, {k: v[keep] for k, v in s.params.items()}, counts))
         sub = slice(start, stop)
         return Plan(self.weights[sub], self.mix[sub], self.ops[:, :, sub], tuple(steps))
 
@@ -109,7 +116,7 @@ class Plan:
             first = (s.index // b) * (b * frames) + (s.index % b) * frames
             index = (first[:, None] + torch.arange(frames, device=first.device)).reshape(-1)
             params = {k: v.repeat_interleave(frames, dim=0) for k, v in s.params.items()}
-            steps.append(Step(s.depth, s.op, index, params))
+            steps.append(Step(s.depth, s.op, index, params, tuple(k * frames for k in s.counts)))
         return Plan(
             self.weights.repeat_interleave(frames, dim=0),
             self.mix.repeat_interleave(frames, dim=0),
@@ -180,7 +187,9 @@ def sample_plan(
     # the partition: per step, the chain-images of each primitive in index order (a stable sort), read
     # once on the draw device (the CPU unless the generator lives on an accelerator)
     order = torch.argsort(ops, dim=1, stable=True)
-    counts = torch.stack([(ops == k).sum(1) for k in range(len(primitives) + 1)], dim=1).tolist()
+    per_chain = torch.stack([(ops.view(depth, n, nb) == k).sum(2) for k in range(len(primitives) + 1)], 2)
+    counts = per_chain.sum(1).tolist()  # (depth, P + 1): chain-images per operation
+    per_chain = per_chain.tolist()  # (depth, n, P + 1)
     order = to_device(order, device)
     totals = [sum(col) for col in zip(*counts, strict=True)]
     draws = {
@@ -205,7 +214,8 @@ def sample_plan(
             if nb != b:  # same_on_batch: chain c's draw serves all B images of chain c
                 index = (index[:, None] * b + torch.arange(b, device=index.device)).reshape(-1)
                 params = {key: v.repeat_interleave(b, dim=0) for key, v in params.items()}
-            steps.append(Step(d, op, index, params))
+            per = tuple(per_chain[d][c][op + 1] * (b // nb) for c in range(n))
+            steps.append(Step(d, op, index, params, per))
     ops = ops.reshape(depth, n, nb)
     if nb != b:
         weights, mix, ops = weights.expand(b, n), mix.expand(b), ops.expand(depth, n, b)
@@ -217,22 +227,53 @@ def run_chains(
     plan: Plan,
     primitives: Sequence[RandomPrimitive],
     levels: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The chains of a float batch ``(B, C, H, W)`` under ``plan``: ``(n, B, C, H, W)``.
+) -> list[torch.Tensor]:
+    """The ``n`` chains of a float batch ``(B, C, H, W)`` under ``plan``, each ``(B, C, H, W)``.
 
-    All chain-images live in one ``(n B, C, H, W)`` tensor, starting as copies of their image; each
-    :class:`Step` gathers the chain-images that drew its primitive, applies it once to all of them,
-    and writes the results back. ``levels``: the uint8 batch ``x = levels / 255`` was made from, if
-    any; at the first step every chain-image still is its image, so a primitive's optional
-    :meth:`~prime_augment.RandomPrimitive.apply_levels` hook (an exact 256-level table) is used there.
+    Chain ``c`` holds its ``B`` images, and is ``x`` itself until a step writes into it. Each
+    :class:`Step` gathers the chain-images that drew its primitive (a whole chain is passed as it is,
+    part of one by ``index_select``), applies the primitive once to all of them, and writes the results
+    back (a whole chain becomes a view of the result; part of one is copied into the chain, which first
+    gets its own copy if it has none: one image's chains are never copied). ``levels``: the uint8 batch
+    ``x = levels / 255`` was made from, if any; at the first step every chain-image still is its image,
+    so a primitive's optional :meth:`~prime_augment.RandomPrimitive.apply_levels` hook (an exact
+    256-level table) is used there.
     """
-    n, b = plan.weights.shape[1], x.shape[0]
-    cur = x.repeat(n, 1, 1, 1)
+    b = x.shape[0]
+    chains = [x] * plan.weights.shape[1]
+    owned: set[int] = set()  # chains that hold their own copy (written into in place)
     for step in plan.steps:
+        prim = primitives[step.op]
+        parts = _by_chain(step, b)
         out = None
         if step.depth == 0 and levels is not None:
-            out = primitives[step.op].apply_levels(levels.index_select(0, step.index % b), step.params)
+            out = prim.apply_levels(levels.index_select(0, step.index % b), step.params)
         if out is None:
-            out = primitives[step.op].apply(cur.index_select(0, step.index), step.params)
-        cur.index_copy_(0, step.index, out.to(cur.dtype))
-    return cur.view(n, *x.shape)
+            inp = [chains[c] if rows is None else chains[c].index_select(0, rows) for c, _, _, rows in parts]
+            inp = inp[0] if len(inp) == 1 else torch.cat(inp)
+            if inp is x and not type(prim).__dict__.get("_pure", False):
+                inp = x.clone()  # a user's primitive could break the contract and modify its input
+            out = prim.apply(inp, step.params)
+        out = out.to(x.dtype)
+        for c, lo, hi, rows in parts:
+            if rows is None:
+                chains[c] = out[lo:hi]
+                owned.discard(c)
+            else:
+                if c not in owned:  # copy on write: x, or a result that autograd may have saved
+                    chains[c] = chains[c].clone()
+                    owned.add(c)
+                chains[c].index_copy_(0, rows, out[lo:hi])
+    return chains
+
+
+def _by_chain(step: Step, b: int) -> list[tuple[int, int, int, torch.Tensor | None]]:
+    """Per chain the step touches: (chain, first and end row in the step, the rows of the chain's
+    images or ``None`` for the whole chain); from the step's host-side counts, no device read."""
+    parts, lo = [], 0
+    for c, k in enumerate(step.counts):
+        if k:
+            rows = None if k == b else step.index[lo : lo + k] - c * b
+            parts.append((c, lo, lo + k, rows))
+            lo += k
+    return parts

@@ -59,6 +59,8 @@ class RandomSineColor(RandomPrimitive):
         (torch.uint8, torch.Size([2, 3, 8, 8]))
     """
 
+    _pure = True
+
     def __init__(
         self,
         cut_max: int = 100,

@@ -254,15 +254,16 @@ class PRIME(v2.Transform):
         """The ``n`` augmented chains of a float batch ``(B, C, H, W)``: ``(n, B, C, H, W)``
         (``levels``: the uint8 batch ``x = levels / 255`` was made from, if any; see
         :func:`~prime_augment._plan.run_chains`)."""
-        return run_chains(x, _as_plan(plan), self.ops, levels)
+        return torch.stack(run_chains(x, _as_plan(plan), self.ops, levels))
 
-    def mix(self, x: torch.Tensor, chains: torch.Tensor, plan: Plan) -> torch.Tensor:
-        """``(1 - p) x + p sum_i w_i chain_i``, clipped to ``[0, 1]`` against rounding."""
+    def mix(self, x: torch.Tensor, chains: torch.Tensor | Sequence[torch.Tensor], plan: Plan) -> torch.Tensor:
+        """``(1 - p) x + p sum_i w_i chain_i``, clipped to ``[0, 1]`` against rounding (``chains``:
+        ``(n, B, C, H, W)`` or ``n`` tensors ``(B, C, H, W)``)."""
         plan = _as_plan(plan)
         p = plan.mix.to(x.dtype)
         w = (plan.weights.to(x.dtype) * p[:, None]).T[..., None, None, None]  # (n, B, 1, 1, 1)
         out = x * (1.0 - p)[:, None, None, None]
-        for i in range(chains.shape[0]):  # n in-place passes, no (n, B, ...) temporary
+        for i in range(len(chains)):  # n in-place passes, no (n, B, ...) temporary
             out.addcmul_(chains[i], w[i])
         return out.clamp_(0.0, 1.0)
 

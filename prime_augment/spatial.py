@@ -61,6 +61,8 @@ class RandomDiffeomorphism(RandomPrimitive):
         (torch.Size([4, 3, 32, 48]), True)
     """
 
+    _pure = True
+
     _geometric = True
 
     def __init__(

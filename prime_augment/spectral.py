@@ -55,6 +55,8 @@ class RandomSpectralFilter(RandomPrimitive):
         True
     """
 
+    _pure = True
+
     def __init__(
         self,
         kernel_size: int = 3,

@@ -55,7 +55,9 @@ def slice_params(params: dict, i: int, batch_size: int | None = None) -> dict:
         if rows:
             keep = torch.tensor(rows, dtype=torch.int64)
             index = step.index[keep] // b
-            steps.append(Step(step.depth, step.op, index, {k: v[keep] for k, v in step.params.items()}))
+            counts = tuple(int((index == c).sum()) for c in range(plan.weights.shape[1]))
+            params = {k: v[keep] for k, v in step.params.items()}
+            steps.append(Step(step.depth, step.op, index, params, counts))
     one = Plan(plan.weights[i : i + 1], plan.mix[i : i + 1], plan.ops[:, :, i : i + 1], tuple(steps))
     return {"plan": one}
 

@@ -88,6 +88,7 @@ def test_partition_covers_each_chain_image_once_per_step():
         assert torch.equal(torch.sort(seen).values, torch.nonzero(ops_d).flatten())
         for s in step:
             assert bool((ops_d[s.index] == s.op + 1).all())
+            assert s.counts == tuple(torch.bincount(s.index // 50, minlength=3).tolist())  # per chain
             for v in s.params.values():
                 assert v.shape[0] == s.index.numel()
 
