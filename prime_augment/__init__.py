@@ -1,6 +1,7 @@
 """prime-augment: PRIME's max-entropy random primitives as per-image, batched PyTorch transforms.
 
-The public surface is small: the three primitives, the :class:`PRIME` mixer, the JSD consistency
+The public surface is small: the three primitives, the :class:`PRIME` mixer and its :class:`Plan`
+(every random choice of a call), the JSD consistency
 loss and its view helpers, the presets, the base class for new primitives, and the functional
 kernels in :mod:`prime_augment.functional`.
 """
@@ -9,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import functional, presets
 from ._base import RandomPrimitive
+from ._plan import Plan
 from .collate import AugmentCollate
 from .color import RandomSineColor
 from .losses import JSDLoss, JSDParts, JSDViews, jsd_loss, jsd_views
@@ -29,6 +31,7 @@ __all__ = [
     "JSDLoss",
     "JSDParts",
     "JSDViews",
+    "Plan",
     "RandomDiffeomorphism",
     "RandomPrimitive",
     "RandomSineColor",

@@ -231,3 +231,21 @@ def test_color_laws(bandwidth):
     z = p["coeffs"][on].double() / p["variance"].double().sqrt()[:, None, None].expand_as(p["coeffs"])[on]
     assert_mean_var(z, 0.0, 1.0)
     assert bool((p["coeffs"][~on] == 0).all())
+
+
+def test_color_sampler_fixed_and_ranged_settings():
+    from prime_augment.functional import sample_color_params
+
+    kw = {"cut_min": 40, "cut_max": 60, "variance_min": 0.02, "variance_max": 0.05}
+    p = sample_color_params(N, 3, **kw, generator=gen(20))
+    assert int(p["cut"].min()) >= 40 and int(p["cut"].max()) <= 60
+    chi_square_ok(torch.bincount(p["cut"] - 40, minlength=21), [1 / 21] * 21)
+    assert_mean_var(p["variance"].double(), 0.035, 0.03**2 / 12)
+    q = sample_color_params(8, 3, cut_min=30, cut_max=30, bandwidth=5, start=26, generator=gen(21))
+    assert q["cut"].eq(30).all() and q["start"].eq(26).all() and q["coeffs"].ne(0).all()
+    same = sample_color_params(8, 3, variance_min=0.01, variance_max=0.01, generator=gen(22))
+    assert torch.allclose(same["variance"], torch.full((8,), 0.01))
+    bads = ({"cut_min": 0}, {"cut_min": 101}, {"variance_min": -1.0}, {"variance_min": 0.5}, {"start": 0})
+    for bad in bads:
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            sample_color_params(2, 3, **bad)

@@ -39,16 +39,21 @@ def sample_color_params(
     bandwidth: int | None = None,
     variance_max: float = 0.01,
     strength: float = 1.0,
+    cut_min: int = 1,
+    variance_min: float = 0.0,
+    start: int | None = None,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, torch.Tensor]:
     """Draw the per-image parameters of :func:`sine_color` (the laws of the method's code).
 
-    Per image: the highest frequency ``K ~ U{1, ..., cut_max}``, the variance
-    ``v ~ U(0, strength^2 variance_max)``, the band start ``s ~ U{1, ..., K}`` (``s = 1``, i.e. all of
-    ``1..K``, when ``bandwidth`` is ``None`` or ``>= K``); then per channel and frequency of the band
-    ``s..min(s + bandwidth - 1, K)`` a coefficient ``a ~ N(0, v)``; frequencies above ``K`` get zero.
+    Per image: the highest frequency ``K ~ U{cut_min, ..., cut_max}``, the variance
+    ``v ~ U(strength^2 variance_min, strength^2 variance_max)``, the band start ``s ~ U{1, ..., K}``
+    (``s = 1``, i.e. all of ``1..K``, when ``bandwidth`` is ``None`` or ``>= K``); then per channel and
+    frequency of the band ``s..min(s + bandwidth - 1, K)`` a coefficient ``a ~ N(0, v)``; frequencies
+    above ``K`` get zero. The method's laws are the defaults (``cut_min=1``, ``variance_min=0``);
+    equal ends fix ``K`` or ``v``, and ``start`` fixes the band start (a gallery at fixed settings).
 
     Returns:
         ``{"cut": (B,), "variance": (B,), "start": (B,) int64, "coeffs": (B, C, D)}`` with
@@ -60,28 +65,35 @@ def sample_color_params(
         >>> p = sample_color_params(4, 3, cut_max=500, bandwidth=20, generator=g)
         >>> p["coeffs"].shape, p["start"].shape
         (torch.Size([4, 3, 20]), torch.Size([4]))
+        >>> q = sample_color_params(2, 3, cut_min=30, cut_max=30, bandwidth=5, start=26, generator=g)
+        >>> q["cut"].tolist(), q["start"].tolist(), bool(q["coeffs"].ne(0).all())
+        ([30, 30], [26, 26], True)
     """
+    if not 1 <= cut_min <= cut_max:
+        raise ValueError(f"cut_min must be in 1..cut_max={cut_max}, got {cut_min}")
+    if not 0.0 <= variance_min <= variance_max:
+        raise ValueError(f"variance_min must be in [0, variance_max={variance_max}], got {variance_min}")
+    if start is not None and not 1 <= start <= cut_max:
+        raise ValueError(f"start must be None or in 1..cut_max={cut_max}, got {start}")
     b = batch_size
     d = cut_max if bandwidth is None else min(bandwidth, cut_max)
-    cut = _random.randint((b,), 1, cut_max, generator=generator, device=device)
+    cut = _random.randint((b,), cut_min, cut_max, generator=generator, device=device)
+    s2 = float(strength) ** 2
     variance = _random.uniform(
-        (b,),
-        0.0,
-        float(strength) ** 2 * variance_max,
-        generator=generator,
-        device=device,
-        dtype=torch.float64,
+        (b,), s2 * variance_min, s2 * variance_max, generator=generator, device=device, dtype=torch.float64
     )
-    if bandwidth is None:
-        start = torch.ones(b, dtype=torch.int64, device=cut.device)
+    if start is not None:
+        first = torch.full((b,), start, dtype=torch.int64, device=cut.device)
+    elif bandwidth is None:
+        first = torch.ones(b, dtype=torch.int64, device=cut.device)
     else:
-        start = _random.randint((b,), 1, cut, generator=generator, device=device)
-        start = torch.where(cut <= bandwidth, torch.ones_like(start), start)
+        first = _random.randint((b,), 1, cut, generator=generator, device=device)
+        first = torch.where(cut <= bandwidth, torch.ones_like(first), first)
     z = _random.normal((b, channels, d), generator=generator, device=device, dtype=dtype)
-    freq = start[:, None] + torch.arange(d, device=cut.device)[None, :]
+    freq = first[:, None] + torch.arange(d, device=cut.device)[None, :]
     mask = (freq <= cut[:, None]).to(dtype)
     coeffs = variance.sqrt().to(dtype)[:, None, None] * z * mask[:, None, :]
-    return {"cut": cut, "variance": variance.to(dtype), "start": start, "coeffs": coeffs}
+    return {"cut": cut, "variance": variance.to(dtype), "start": first, "coeffs": coeffs}
 
 
 # ------------------------------------------------------------------------------------ the series

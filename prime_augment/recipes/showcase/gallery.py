@@ -16,13 +16,12 @@ torch, the ``plot_*`` functions need matplotlib (the ``recipes`` extra).
   =========  =========================  ===================================================================
   spectral   FIR size ``K x K``         ``sample_spectral_params``, ``sigma = a sigma_max`` (fixed)
   spatial    cut ``c`` of the series    ``sample_spatial_params``, cut ``c`` and ``T = a^2 max(T_max, T_min)``
-  color      highest frequency ``K``    ``b_n = a sqrt(variance_max) z_n`` on the band ``K - D + 1..K``
+  color      highest frequency ``K``    ``sample_color_params``, ``v = a^2 variance_max``, band ``K-D+1..K``
   =========  =========================  ===================================================================
 
   ``a = 0`` is the image itself; ``a = 1`` is the largest strength the preset's law draws. The color
   band holds ``D = min(K, bandwidth)`` frequencies (all of ``1..K`` when the preset's ``bandwidth`` is
-  ``None``, as at CIFAR scale): the top band the preset's law can draw for that ``K``
-  (``sample_color_params`` cannot fix ``K``, the variance or the band, so that draw is written here).
+  ``None``, as at CIFAR scale): the top band the preset's law can draw for that ``K``.
 """
 
 from __future__ import annotations
@@ -34,7 +33,14 @@ from pathlib import Path
 
 import torch
 
-from ...functional import deform, sample_spatial_params, sample_spectral_params, sine_color, spectral_filter
+from ...functional import (
+    deform,
+    sample_color_params,
+    sample_spatial_params,
+    sample_spectral_params,
+    sine_color,
+    spectral_filter,
+)
 from ...presets import get_preset
 from ...prime import PRIME, PRIMITIVES
 
@@ -149,8 +155,11 @@ def _draw(primitive: str, cfg: dict, k: int, a: float, shape: torch.Size, seed: 
     if primitive == "spatial":
         kw = {"cut_min": k, "cut_max": k, "temperature_level": 1.0}
         return sample_spatial_params(1, h, w, **kw, strength=a, generator=g)["coeffs"]
-    band = k if cfg["bandwidth"] is None else min(k, cfg["bandwidth"])
-    return (a * math.sqrt(cfg["variance_max"])) * torch.randn(1, c, band, generator=g)
+    band = k if cfg["bandwidth"] is None else min(k, cfg["bandwidth"])  # the top of the band at K
+    v = cfg["variance_max"]
+    kw = {"cut_min": k, "cut_max": k, "bandwidth": band, "start": k - band + 1}
+    kw |= {"variance_min": v, "variance_max": v}
+    return sample_color_params(1, c, **kw, strength=a, generator=g)["coeffs"]
 
 
 def augmentation_samples(
