@@ -3,7 +3,8 @@
     python benchmarks/cpu_breakdown.py [--calls 300] [--out benchmarks/results/cpu_breakdown.json]
 
 For each image size (uint8 ``(3, H, W)`` input, CIFAR preset at 32x32, ImageNet preset at 224x224)
-PRIME runs ``--calls`` times with every primitive's ``sample`` and ``apply`` timed inside the call,
+PRIME runs ``--calls`` times with every primitive's ``sample``, ``apply`` and ``apply_levels`` (the
+exact uint8 first step) timed inside the call,
 so the shares add up to the whole call. Costs vary with the random parameters (a diffeomorphism's
 cost grows with its cut), so the table reports **means**: per PRIME call, the number of calls of
 each part per PRIME call (a part's call serves all the chains that drew it at one step: 3 chains x 3
@@ -30,16 +31,17 @@ from prime_augment import PRIME
 
 
 def _instrument(prime: PRIME, totals: dict[str, float], counts: dict[str, int]) -> None:
-    """Wrap each primitive's sample and apply of ``prime`` with timers."""
+    """Wrap each primitive's sample, apply and apply_levels (the uint8 first step) with timers."""
     for op, name in zip(prime.ops, prime.primitives, strict=True):
-        for method in ("sample", "apply"):
+        for method in ("sample", "apply", "apply_levels"):
             inner = getattr(op, method)
 
             def timed(*args, _inner=inner, _key=f"{name}: {method}", **kwargs):
                 t0 = time.perf_counter()
                 out = _inner(*args, **kwargs)
-                totals[_key] += time.perf_counter() - t0
-                counts[_key] += 1
+                if out is not None:  # apply_levels answers None where a primitive has no such path
+                    totals[_key] += time.perf_counter() - t0
+                    counts[_key] += 1
                 return out
 
             setattr(op, method, timed)
