@@ -170,6 +170,15 @@ def _check_params(b: int, c: int, coeffs: object, start: object) -> tuple[torch.
     return coeffs, start
 
 
+def _check_image(x: object) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim < 3:
+        raise ValueError(f"x must have shape (..., C, H, W), got a tensor of shape {tuple(x.shape)}")
+    if not (x.is_floating_point() or x.dtype == torch.uint8):
+        raise TypeError(f"x must be a floating-point tensor in [0, 1] or a uint8 tensor, got dtype {x.dtype}")
+
+
 def sine_color(
     x: torch.Tensor,
     coeffs: torch.Tensor,
@@ -225,12 +234,7 @@ def sine_color(
         >>> bool((sine_color(x, a, torch.tensor([1, 5]), method="table") - y).abs().max() < 1e-5)
         True
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < 3:
-        raise ValueError(f"x must have shape (..., C, H, W), got a tensor of shape {tuple(x.shape)}")
-    if not (x.is_floating_point() or x.dtype == torch.uint8):
-        raise TypeError(f"x must be a floating-point tensor in [0, 1] or a uint8 tensor, got dtype {x.dtype}")
+    _check_image(x)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     xb, _ = flatten_batch(x)
