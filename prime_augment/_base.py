@@ -12,6 +12,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from . import _inputs
+from ._plan import Plan
 from ._validation import check_bool, check_float, check_generator
 
 __all__ = ["RandomPrimitive"]
@@ -83,13 +84,16 @@ def fast_mode(inputs: list[Any]) -> contextlib.AbstractContextManager[Any]:
 
 def usable_params(params: dict[str, Any], x: torch.Tensor) -> dict[str, Any]:
     """``params`` with inference tensors (drawn by :func:`fast_mode` sampling) cloned when ``x`` needs
-    grad: autograd cannot save inference tensors for the backward pass."""
+    grad: autograd cannot save inference tensors for the backward pass. Works on a primitive's
+    parameters and on PRIME's ``{"plan": Plan}``."""
     if not needs_grad([x]):
         return params
 
     def fix(v: Any) -> Any:
         if isinstance(v, torch.Tensor):
             return v.clone() if v.is_inference() else v
+        if isinstance(v, Plan):
+            return v.map(fix)
         if isinstance(v, dict):
             return {k: fix(w) for k, w in v.items()}
         if isinstance(v, list):

@@ -19,6 +19,7 @@ from ._base import (
     fast_mode,
     needs_grad,
     require_image,
+    usable_params,
 )
 from ._plan import DEPTH_MODES, Plan, run_chains, sample_plan
 from ._validation import check_bool, check_choice, check_float, check_generator, check_int
@@ -244,9 +245,7 @@ class PRIME(v2.Transform):
         if not params:  # the identity, as a new object
             return inpt.copy() if isinstance(inpt, PIL.Image.Image) else inpt.clone()
         batch = _inputs.to_batch(inpt)
-        plan = params["plan"].repeat(batch.frames)  # a video's frames share its draw
-        if needs_grad([batch.data]):  # autograd cannot save inference tensors drawn by make_params
-            plan = plan.map(lambda t: t.clone() if t.is_inference() else t)
+        plan = usable_params(params, batch.data)["plan"].repeat(batch.frames)  # frames share a draw
         return batch.restore(self.apply(batch.data, plan, levels=batch.levels))
 
     # ------------------------------------------------------------------ pure steps
